@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything Corral needs to build, run its demo and run its tests on Debian 12.
+# Safe to run again. Uses sudo for apt-get when not run as root.
+set -euo pipefail
+
+# Debian packages:
+# - build-essential, pkg-config: C toolchain for -sys crates
+# - libxen-dev: the `xen` channel is built and linted against the real Xen libraries
+# - curl, ca-certificates: rustup, when Rust is missing
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust 1.88 or newer (edition 2024 with let-chains). Debian's rustc is too old; use rustup.
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -f "$HOME/.cargo/env" ]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    else
+        echo "install-deps: installing Rust with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+fi
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$rust_minor" -lt 88 ]; then
+    echo "install-deps: rustc $(rustc --version) is older than 1.88; run 'rustup update stable'" >&2
+    exit 1
+fi
+
+# cargo-fuzz drives the protocol fuzz targets in the test suite.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "install-deps: installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+fi
+echo "install-deps: ok"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Corral's whole test suite: formatting, lints (with and without the Xen channel), every test,
+# and a short fuzzing run of each protocol fuzz target. Run scripts/install-deps.sh first.
+# FUZZ_SECONDS sets the fuzzing time per target (default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p corral-protocol --features xen --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+cargo test -p corral-protocol --features xen --locked --lib
+
+step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz is missing: run scripts/install-deps.sh" >&2
+    exit 1
+fi
+(
+    cd protocol
+    # cargo-fuzz needs nightly flags (sanitizers); RUSTC_BOOTSTRAP lets the stable toolchain
+    # accept them.
+    export RUSTC_BOOTSTRAP=1
+    log=$(mktemp)
+    for target in $(cargo fuzz list); do
+        echo "-- fuzz target $target"
+        if ! cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=1 >"$log" 2>&1; then
+            tail -n 60 "$log" >&2
+            echo "fuzz target $target failed (crash or build error); artifacts in protocol/fuzz/artifacts/$target" >&2
+            exit 1
+        fi
+        grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" || true
+    done
+    rm -f "$log"
+)
+echo
+echo "all checks passed"
