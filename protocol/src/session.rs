@@ -14,8 +14,8 @@ use thiserror::Error;
 
 use crate::message::AgentMessage;
 use crate::types::{
-    BufferLayout, Capabilities, PoolBacking, PoolId, Version, VersionMismatch, WindowId,
-    negotiate_version,
+    BufferLayout, Capabilities, ClipboardPayload, Compression, PoolBacking, PoolId, Version,
+    VersionMismatch, WindowId, negotiate_version,
 };
 
 /// Per-qube budgets. The defaults suit a desktop; the compositor's config may lower or raise
@@ -68,6 +68,8 @@ pub enum SessionViolation {
     PoolInUse(PoolId, WindowId),
     #[error("pool backing {0} was not negotiated on this channel")]
     BackingNotNegotiated(&'static str),
+    #[error("capability {0} was not negotiated on this channel")]
+    CapabilityNotNegotiated(&'static str),
     #[error("pool {0} is not an inline pool")]
     NotInlinePool(PoolId),
     #[error("{what} ends at byte {end}, past the end of pool {pool} ({size} bytes)")]
@@ -151,7 +153,7 @@ impl AgentSession {
             pools: HashMap::new(),
             pool_bytes: 0,
             rate: RateLimiter {
-                tokens: f64::from(limits.message_burst),
+                tokens: f64::from(limits.message_burst.max(1)),
                 last: None,
             },
         }
@@ -197,7 +199,8 @@ impl AgentSession {
     pub fn apply(&mut self, msg: &AgentMessage, now: Instant) -> Result<Applied, SessionViolation> {
         self.charge_rate(now)?;
         use AgentMessage as M;
-        if self.established.is_none() && !matches!(msg, M::Hello { .. }) {
+        // A goodbye is fine at any time: an agent may give up before the handshake.
+        if self.established.is_none() && !matches!(msg, M::Hello { .. } | M::Goodbye { .. }) {
             return Err(SessionViolation::BeforeHello(msg.name()));
         }
         match msg {
@@ -264,7 +267,14 @@ impl AgentSession {
                 self.pools.remove(pool);
                 self.pool_bytes -= size;
             }
-            M::PoolWrite { pool, pixels, .. } => {
+            M::PoolWrite {
+                pool,
+                pixels,
+                compression,
+            } => {
+                if *compression == Compression::Lz4 {
+                    self.require(Capabilities::LZ4, "lz4")?;
+                }
                 let record = self
                     .pools
                     .get(pool)
@@ -300,6 +310,10 @@ impl AgentSession {
                 }
                 self.window_mut(*window)?.attached = Some((*pool, *layout));
             }
+            M::ClipboardData {
+                payload: ClipboardPayload::Png(_),
+                ..
+            } => self.require(Capabilities::CLIPBOARD_PNG, "clipboard-png")?,
             M::Goodbye { .. }
             | M::ClipboardData { .. }
             | M::ClipboardEmpty { .. }
@@ -307,6 +321,22 @@ impl AgentSession {
             | M::Pong { .. } => {}
         }
         Ok(Applied::Accepted)
+    }
+
+    fn require(
+        &self,
+        capability: Capabilities,
+        name: &'static str,
+    ) -> Result<(), SessionViolation> {
+        let negotiated = self
+            .established
+            .map(|(_, c)| c)
+            .unwrap_or(Capabilities::empty());
+        if negotiated.contains(capability) {
+            Ok(())
+        } else {
+            Err(SessionViolation::CapabilityNotNegotiated(name))
+        }
     }
 
     fn charge_rate(&mut self, now: Instant) -> Result<(), SessionViolation> {
@@ -413,13 +443,16 @@ impl AgentSession {
         if self.pools.len() >= self.limits.max_pools {
             return Err(SessionViolation::TooManyPools(self.limits.max_pools));
         }
-        let requested = self.pool_bytes + size;
-        if requested > self.limits.max_pool_bytes {
-            return Err(SessionViolation::TooMuchPoolMemory {
-                requested,
-                limit: self.limits.max_pool_bytes,
-            });
-        }
+        // Checked: a sum that wraps would let the budget be bypassed (and later underflow).
+        let requested = match self.pool_bytes.checked_add(size) {
+            Some(requested) if requested <= self.limits.max_pool_bytes => requested,
+            _ => {
+                return Err(SessionViolation::TooMuchPoolMemory {
+                    requested: self.pool_bytes.saturating_add(size),
+                    limit: self.limits.max_pool_bytes,
+                });
+            }
+        };
         self.pools.insert(
             pool,
             PoolRecord {

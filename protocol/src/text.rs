@@ -86,6 +86,10 @@ pub fn is_forbidden(c: char) -> bool {
         || matches!(cp, 0x00AD | 0x034F | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
             | 0x200B..=0x200D | 0x2060..=0x2064 | 0x206A..=0x206F | 0x3164 | 0xFE00..=0xFE0F
             | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB)
+        // The rest of Unicode's format characters (category Cf): prepended concatenation marks,
+        // Egyptian hieroglyph and shorthand format controls, musical symbol formatting.
+        || matches!(cp, 0x0600..=0x0605 | 0x06DD | 0x070F | 0x0890 | 0x0891 | 0x08E2 | 0x110BD
+            | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A)
         // Tag characters and variation selectors supplement.
         || matches!(cp, 0xE0000..=0xE007F | 0xE0100..=0xE01EF)
         // Private use and noncharacters render as nothing or as anything a font wants.

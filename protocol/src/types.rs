@@ -382,7 +382,14 @@ impl BufferLayout {
                 format!("{stride} is smaller than a row of {row_bytes} bytes"),
             ));
         }
-        if stride % PixelFormat::BYTES_PER_PIXEL != 0 {
+        if !offset.is_multiple_of(u64::from(PixelFormat::BYTES_PER_PIXEL)) {
+            // Renderers read pixels in place as 32-bit words (Pixman): keep them aligned.
+            return Err(DecodeError::invalid(
+                "buffer offset",
+                format!("{offset} is not a multiple of 4"),
+            ));
+        }
+        if !stride.is_multiple_of(PixelFormat::BYTES_PER_PIXEL) {
             return Err(DecodeError::invalid(
                 "stride",
                 format!("{stride} is not a multiple of 4"),
@@ -424,7 +431,7 @@ impl BufferLayout {
         self.format
     }
     /// One past the last byte the buffer reads: the last row is only `width * 4` bytes long.
-    /// Cannot overflow: offset is checked by callers to be below 2^40, the span below 2^30.
+    /// Cannot overflow: the offset is below 2^30 (checked by the decoder), the span too.
     pub fn end(self) -> u64 {
         let span = u64::from(self.stride) * u64::from(self.size.height() - 1)
             + u64::from(self.size.width()) * u64::from(PixelFormat::BYTES_PER_PIXEL);

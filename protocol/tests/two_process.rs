@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use corral_protocol::channel::pool::copy_rect;
 use corral_protocol::channel::stream::StreamTransport;
-use corral_protocol::channel::unix::{UnixTransport, share_with_child, wait_readable};
+use corral_protocol::channel::unix::{UnixTransport, share_with_child};
 use corral_protocol::channel::{ConnectionError, GuiConnection, StreamLimits, Transport};
 use corral_protocol::session::{Applied, SessionLimits};
 use corral_protocol::{AgentMessage, Capabilities, GuiMessage, PoolBacking, Rect, Version};
@@ -73,7 +73,7 @@ fn run_gui<T: Transport>(mut conn: GuiConnection<T>) -> Record {
             Ok(None) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 assert!(!left.is_zero(), "agent timed out; so far: {record:?}");
-                wait_readable(conn.stream().poll_fd(), left).unwrap();
+                conn.stream().wait_ready(left).unwrap();
                 continue;
             }
             Err(ConnectionError::Goodbye(reason)) => {
@@ -215,7 +215,7 @@ fn agent_killed_mid_session_ends_the_connection_without_hanging() {
             }
             Ok(None) => {
                 assert!(
-                    wait_readable(conn.stream().poll_fd(), Duration::from_secs(10)).unwrap(),
+                    conn.stream().wait_ready(Duration::from_secs(10)).unwrap(),
                     "hung"
                 );
             }

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use corral_protocol::channel::pool::{SharedMemfd, copy_rect};
 use corral_protocol::channel::stream::StreamTransport;
-use corral_protocol::channel::unix::{
-    UnixTransport, adopt_inherited, share_with_child, wait_readable,
-};
+use corral_protocol::channel::unix::{UnixTransport, adopt_inherited, share_with_child};
 use corral_protocol::channel::{
     AgentConnection, ConnectionError, GuiConnection, StreamLimits, Transport, inline_writes,
 };
@@ -142,7 +140,7 @@ fn agent_wait<T: Transport>(
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !wait_readable(conn.stream().poll_fd(), left)? {
+        if left.is_zero() || !conn.stream().wait_ready(left)? {
             return Err(ConnectionError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the GUI domain did not answer",
@@ -312,9 +310,7 @@ fn gui_session<T: Transport>(mut conn: GuiConnection<T>) -> Result<String, Strin
             Ok(Some(r)) => r,
             Ok(None) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero()
-                    || !wait_readable(conn.stream().poll_fd(), left).map_err(|e| e.to_string())?
-                {
+                if left.is_zero() || !conn.stream().wait_ready(left).map_err(|e| e.to_string())? {
                     return Err("timed out waiting for the agent".into());
                 }
                 continue;

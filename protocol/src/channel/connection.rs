@@ -101,11 +101,9 @@ impl ConnectionError {
     pub fn is_violation(&self) -> bool {
         matches!(
             self,
-            ConnectionError::Decode(_)
-                | ConnectionError::Session(_)
-                | ConnectionError::Pool(_)
-                | ConnectionError::TooManyFds
-        ) || matches!(self, ConnectionError::Io(e) if e.kind() == io::ErrorKind::InvalidData)
+            ConnectionError::Decode(_) | ConnectionError::Session(_) | ConnectionError::TooManyFds
+        ) || matches!(self, ConnectionError::Pool(e) if e.is_violation())
+            || matches!(self, ConnectionError::Io(e) if e.kind() == io::ErrorKind::InvalidData)
     }
 }
 
@@ -182,6 +180,32 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
     /// Whether there is output waiting for the socket to become writable.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// Blocks up to `timeout` until there is something to do: the transport is readable, or,
+    /// while output is queued, writable. Returns false on timeout. For simple loops (tools,
+    /// tests); an event loop registers [`MessageStream::poll_fd`] with the same interests. Waiting
+    /// for readability alone while output is queued can deadlock: both sides end up waiting to
+    /// read while one of them still has bytes to write.
+    pub fn wait_ready(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut interest = PollFlags::IN;
+        if self.wants_write() {
+            interest |= PollFlags::OUT;
+        }
+        let fd = self.transport.poll_fd();
+        let mut fds = [PollFd::new(&fd, interest)];
+        let ts = Timespec {
+            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: timeout.subsec_nanos().into(),
+        };
+        loop {
+            match poll(&mut fds, Some(&ts)) {
+                Ok(n) => return Ok(n > 0),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Takes the oldest received file descriptor that no message has claimed yet.
@@ -359,18 +383,9 @@ pub struct GuiConnection<T> {
     pools: HashMap<PoolId, Box<dyn PoolMemory>>,
 }
 
-/// Capabilities the GUI domain offers on a transport.
-pub fn gui_capabilities<T: Transport>(transport: &T) -> Capabilities {
-    let mut caps = Capabilities::INLINE_PIXELS | Capabilities::LZ4 | Capabilities::CLIPBOARD_PNG;
-    if transport.can_pass_fds() {
-        caps |= Capabilities::MEMFD_POOLS;
-    }
-    caps
-}
-
 impl<T: Transport> GuiConnection<T> {
     pub fn new(transport: T, limits: SessionLimits, stream_limits: StreamLimits) -> Self {
-        let capabilities = gui_capabilities(&transport);
+        let capabilities = transport.capabilities();
         Self::with_mapper(
             transport,
             limits,
@@ -486,7 +501,7 @@ impl<T: Transport> AgentConnection<T> {
 
     /// Capabilities the agent can use on this transport.
     pub fn offered_capabilities(&self) -> Capabilities {
-        gui_capabilities(self.stream.transport())
+        self.stream.transport().capabilities()
     }
 
     /// Queues the hello. Call first.
@@ -514,6 +529,9 @@ impl<T: Transport> AgentConnection<T> {
             return Ok(None);
         };
         match &msg {
+            GuiMessage::Welcome { .. } if self.negotiated.is_some() => {
+                return Err(DecodeError::invalid("welcome", "sent a second time").into());
+            }
             GuiMessage::Welcome {
                 version,
                 capabilities,

@@ -14,6 +14,8 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+use crate::types::Capabilities;
+
 mod connection;
 pub mod pool;
 pub mod stream;
@@ -25,7 +27,7 @@ pub mod xen;
 
 pub use connection::{
     AgentConnection, ConnectionError, GuiConnection, MessageStream, Received, SendError,
-    StreamLimits, WireMessage, gui_capabilities, inline_writes,
+    StreamLimits, WireMessage, inline_writes,
 };
 pub use pool::{PoolError, PoolMapper, PoolMemory, StandardPoolMapper};
 
@@ -49,4 +51,15 @@ pub trait Transport: fmt::Debug {
 
     /// The descriptor to wait on for readability.
     fn poll_fd(&self) -> BorrowedFd<'_>;
+
+    /// The capabilities a side can use on this transport: both ends offer these in the
+    /// handshake. Every transport carries inline (optionally LZ4) pixels and PNG clipboard data;
+    /// memfd pools need fd passing; transports with their own shared memory (Xen grants) add it.
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::INLINE_PIXELS | Capabilities::LZ4 | Capabilities::CLIPBOARD_PNG;
+        if self.can_pass_fds() {
+            caps |= Capabilities::MEMFD_POOLS;
+        }
+        caps
+    }
 }

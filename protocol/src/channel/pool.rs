@@ -27,10 +27,20 @@ pub enum PoolError {
     MissingFd,
     #[error("pool backing {0} is not supported on this channel")]
     UnsupportedBacking(&'static str),
+    #[error("{refs} grant refs for a pool of {pages} pages")]
+    GrantCount { refs: usize, pages: u64 },
     #[error("mapping the pool failed: {0}")]
     Map(#[source] std::io::Error),
     #[error("pool {0} is not writable inline")]
     NotInline(PoolId),
+}
+
+impl PoolError {
+    /// Whether the qube broke a rule. A failure to map (the GUI domain's own limits: address
+    /// space, gntdev) still ends the connection but is not blamed on the qube.
+    pub fn is_violation(&self) -> bool {
+        !matches!(self, PoolError::Map(_))
+    }
 }
 
 /// Pixel memory of one pool as the GUI domain sees it: read-only, of a fixed length.
