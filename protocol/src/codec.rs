@@ -652,6 +652,17 @@ pub fn decode_agent(msg_type: u32, untrusted_body: &[u8]) -> Result<AgentMessage
             let data = match compression {
                 Compression::None => untrusted_data.to_vec(),
                 Compression::Lz4 => {
+                    // LZ4 expands at most about 255:1; refuse an announcement the data cannot
+                    // reach before allocating for it.
+                    if expected > (untrusted_data.len() as u64) * 255 + 64 {
+                        return Err(DecodeError::invalid(
+                            "inline pixel data",
+                            format!(
+                                "{} bytes of LZ4 cannot hold {expected} bytes",
+                                untrusted_data.len()
+                            ),
+                        ));
+                    }
                     // Decompress into a buffer of exactly the announced size: a bomb cannot
                     // make it larger, and a short or long stream is an error.
                     let mut out = vec![0u8; expected as usize];

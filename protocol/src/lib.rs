@@ -17,6 +17,8 @@
 pub mod channel;
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod message;
 pub mod session;

@@ -32,6 +32,8 @@ use crate::types::{
 /// Read-ahead beyond the current frame, and the largest single read.
 const READ_CHUNK: usize = 64 * 1024;
 const MAX_READ: usize = 1024 * 1024;
+/// Receive storage kept between frames (an inline pixel write is at most about 4.2 MiB).
+const KEEP_RECEIVE_STORAGE: usize = 5 * 1024 * 1024;
 /// Most frames gathered into one `sendmsg`.
 const MAX_GATHER: usize = 64;
 
@@ -69,6 +71,8 @@ pub enum SendError {
     QueueFull { queued: usize, limit: usize },
     #[error("this channel cannot pass file descriptors")]
     FdsUnsupported,
+    #[error("refusing to send a message the receiver would reject: {0}")]
+    Invalid(DecodeError),
 }
 
 /// Why a connection ended.
@@ -134,8 +138,12 @@ struct OutFrame {
 #[derive(Debug)]
 pub struct MessageStream<T, In, Out> {
     transport: T,
+    /// Receive storage. Bytes `in_start..in_end` are received and not yet decoded; the rest is
+    /// zeroed space for the next read. It grows (and is zeroed) only when a frame needs more
+    /// room, so a peer that trickles bytes costs no more than the bytes themselves.
     inbuf: Vec<u8>,
     in_start: usize,
+    in_end: usize,
     pending_header: Option<Header>,
     fds: VecDeque<OwnedFd>,
     out: VecDeque<OutFrame>,
@@ -150,6 +158,7 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
             transport,
             inbuf: Vec::new(),
             in_start: 0,
+            in_end: 0,
             pending_header: None,
             fds: VecDeque::new(),
             out: VecDeque::new(),
@@ -169,7 +178,12 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
 
     /// Bytes buffered for the frame being received (for accounting and tests).
     pub fn buffered_bytes(&self) -> usize {
-        self.inbuf.len() - self.in_start
+        self.in_end - self.in_start
+    }
+
+    /// Bytes of receive storage held (received bytes plus zeroed room for the next read).
+    pub fn storage_bytes(&self) -> usize {
+        self.inbuf.len()
     }
 
     /// Bytes waiting to be sent.
@@ -226,41 +240,36 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
                 None => HEADER_BYTES - buffered,
             };
             if self.in_start > 0 {
-                self.inbuf.drain(..self.in_start);
+                self.inbuf.copy_within(self.in_start..self.in_end, 0);
+                self.in_end -= self.in_start;
                 self.in_start = 0;
             }
             let want = needed.clamp(READ_CHUNK, MAX_READ);
-            let old_len = self.inbuf.len();
-            self.inbuf.resize(old_len + want, 0);
+            if self.inbuf.len() < self.in_end + want {
+                // Bounded: `needed` never exceeds the current frame, which check_header allowed.
+                self.inbuf.resize(self.in_end + want, 0);
+            }
             let mut new_fds = Vec::new();
-            let result = self
-                .transport
-                .recv(&mut self.inbuf[old_len..], &mut new_fds);
+            let result = self.transport.recv(
+                &mut self.inbuf[self.in_end..self.in_end + want],
+                &mut new_fds,
+            );
             self.fds.extend(new_fds);
             if self.fds.len() > MAX_PENDING_FDS {
                 return Err(ConnectionError::TooManyFds);
             }
             match result {
-                Ok(0) => {
-                    self.inbuf.truncate(old_len);
-                    return Err(ConnectionError::Closed);
-                }
-                Ok(n) => self.inbuf.truncate(old_len + n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.inbuf.truncate(old_len);
-                    return Ok(None);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.inbuf.truncate(old_len),
-                Err(e) => {
-                    self.inbuf.truncate(old_len);
-                    return Err(e.into());
-                }
+                Ok(0) => return Err(ConnectionError::Closed),
+                Ok(n) => self.in_end += n.min(want),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
     fn try_decode(&mut self) -> Result<Option<In>, ConnectionError> {
-        let available = &self.inbuf[self.in_start..];
+        let available = &self.inbuf[self.in_start..self.in_end];
         let header = match self.pending_header {
             Some(h) => h,
             None => {
@@ -281,9 +290,14 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
         let msg = In::decode(header.msg_type, &frame[HEADER_BYTES..])?;
         self.pending_header = None;
         self.in_start += total;
-        if self.in_start == self.inbuf.len() {
-            self.inbuf.clear();
+        if self.in_start == self.in_end {
             self.in_start = 0;
+            self.in_end = 0;
+            // Give back the room a large frame (a clipboard) needed; keep enough for inline
+            // pixel writes, which come every frame on channels without shared memory.
+            if self.inbuf.len() > KEEP_RECEIVE_STORAGE {
+                self.inbuf = Vec::new();
+            }
         }
         Ok(Some(msg))
     }
@@ -304,6 +318,11 @@ impl<T: Transport, In: WireMessage, Out: WireMessage> MessageStream<T, In, Out> 
     fn enqueue(&mut self, msg: &Out, fd: Option<OwnedFd>) -> Result<(), SendError> {
         let mut bytes = Vec::new();
         msg.encode(&mut bytes);
+        // A value built past a field's limit (a long vector, a text sanitised with a larger
+        // limit) would make the receiver cut this connection: refuse it here instead.
+        let mut header = [0u8; HEADER_BYTES];
+        header.copy_from_slice(&bytes[..HEADER_BYTES]);
+        check_header(Out::DIRECTION, header).map_err(SendError::Invalid)?;
         if self.queued_bytes + bytes.len() > self.limits.max_queued_bytes {
             return Err(SendError::QueueFull {
                 queued: self.queued_bytes,

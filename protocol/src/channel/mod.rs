@@ -56,7 +56,8 @@ pub trait Transport: fmt::Debug {
     /// handshake. Every transport carries inline (optionally LZ4) pixels and PNG clipboard data;
     /// memfd pools need fd passing; transports with their own shared memory (Xen grants) add it.
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::INLINE_PIXELS | Capabilities::LZ4 | Capabilities::CLIPBOARD_PNG;
+        let mut caps =
+            Capabilities::INLINE_PIXELS | Capabilities::LZ4 | Capabilities::CLIPBOARD_PNG;
         if self.can_pass_fds() {
             caps |= Capabilities::MEMFD_POOLS;
         }
