@@ -7,7 +7,15 @@ set -euo pipefail
 # - build-essential, pkg-config: C toolchain for -sys crates
 # - libxen-dev: the `xen` channel is built and linted against the real Xen libraries
 # - curl, ca-certificates: rustup, when Rust is missing
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates)
+# - libxkbcommon-dev, libpixman-1-dev: corral-agent (Smithay's keyboard handling and its
+#   CPU renderer link against them)
+# - libwayland-dev: the agent's WLCS integration links libwayland-client/-server (wlcs crate)
+# - xwayland: corral-agent --xwayland runs X11 apps through it
+# - weston, foot, fonts-dejavu-core, gtk-3-examples, wl-clipboard, xterm: real apps the
+#   agent's integration tests run (weston-simple-shm, a terminal and its font, a GTK 3 app,
+#   wl-copy/wl-paste, an X11 terminal)
+# - wlcs: the Wayland Conformance Test Suite runner (scripts/wlcs.sh)
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,30 +1,29 @@
-//! `corral-agent`: the in-qube side of Corral's GUI.
-//!
-//! The Wayland compositor that apps inside a qube connect to is built in the gui-agent issue.
-//! Until then this binary only documents itself and the protocol version it will speak.
+//! `corral-agent`: see `corral-agent --help` and `docs/agent.md`.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use corral_agent::cli::Args;
 
-/// Runs inside a qube: the in-qube Wayland compositor that forwards app windows to the GUI
-/// domain over the Corral GUI protocol.
-///
-/// Not implemented yet: this build only reports the protocol version. See docs/protocol.md.
-#[derive(Debug, Parser)]
-#[command(name = "corral-agent", version)]
-struct Args {
-    /// Print the Corral GUI protocol version this agent speaks and exit.
-    #[arg(long)]
-    protocol_version: bool,
-}
-
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
     if args.protocol_version {
         println!("{}", corral_protocol::Version::CURRENT);
-        return;
+        return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "corral-agent: the in-qube compositor is not implemented yet (see `corral-agent --help`)."
-    );
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match corral_agent::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("corral-agent: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
