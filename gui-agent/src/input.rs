@@ -25,7 +25,37 @@ use crate::windows::Role;
 /// The `evdev` keycode offset of XKB keycodes.
 const XKB_KEYCODE_OFFSET: u32 = 8;
 
+/// Indices of XKB's real modifiers Lock (Caps Lock) and Mod2 (Num Lock): xkbcommon always
+/// numbers the eight real modifiers first, in this order, so the GUI domain's masks use them.
+const XKB_LOCK_BIT: u32 = 1 << 1;
+const XKB_MOD2_BIT: u32 = 1 << 4;
+
 impl AgentState {
+    /// Applies the GUI domain's locked modifiers (Caps Lock, Num Lock). Held modifiers need no
+    /// help: they arrive as key events. Locks toggled while another window (or another qube) had
+    /// focus do not, so without this a qube would type lower case with Caps Lock on.
+    fn locked_modifiers(&mut self, window: WindowId, locked: u32) {
+        let Some(target) = self.keyboard_target(window) else {
+            return;
+        };
+        let keyboard = self.keyboard.clone();
+        let mut mods = keyboard.modifier_state();
+        let caps_lock = locked & XKB_LOCK_BIT != 0;
+        let num_lock = locked & XKB_MOD2_BIT != 0;
+        if (mods.caps_lock, mods.num_lock) == (caps_lock, num_lock) {
+            return;
+        }
+        mods.caps_lock = caps_lock;
+        mods.num_lock = num_lock;
+        keyboard.set_modifier_state(mods);
+        // Smithay tells clients the modifiers on keyboard enter; re-enter so the focused client
+        // learns the new locks before its next key.
+        if keyboard.current_focus().as_ref() == Some(&target) {
+            keyboard.set_focus(self, None, SERIAL_COUNTER.next_serial());
+            keyboard.set_focus(self, Some(target), SERIAL_COUNTER.next_serial());
+        }
+    }
+
     /// Handles the GUI messages that act on one window or on the seat.
     pub fn handle_gui_input(&mut self, message: GuiMessage) {
         match message {
@@ -56,10 +86,7 @@ impl AgentState {
                 keycode,
                 pressed,
             } => self.key(window, time_ms, keycode, pressed),
-            GuiMessage::Modifiers { .. } => {
-                // Modifier state follows from the key events themselves (the GUI domain sends
-                // modifier keys like any other key), so XKB in the agent already tracks it.
-            }
+            GuiMessage::Modifiers { window, locked, .. } => self.locked_modifiers(window, locked),
             GuiMessage::PointerEnter { window, position } => {
                 self.pointer_motion(window, 0, position)
             }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use common::{Harness, Options, TIMEOUT, eventually};
 use corral_protocol::{
-    AgentMessage, FixedPoint, GuiMessage, OptionalSize, Serial, WindowId, WindowStates,
+    AgentMessage, CursorShape, FixedPoint, GuiMessage, OptionalSize, Serial, WindowId, WindowStates,
 };
+use wayland_protocols::wp::cursor_shape::v1::client::wp_cursor_shape_device_v1;
 
 const BLUE: u32 = 0xFF33_6699;
 const RED: u32 = 0xFFCC_0000;
@@ -287,6 +288,74 @@ fn pointer_and_keys_reach_exactly_the_surface_meant() {
     client.roundtrip();
     assert_eq!(client.state.keys.len(), 2);
     assert!(harness.agent_alive());
+}
+
+#[test]
+fn cursor_shapes_reach_the_gui_from_the_fixed_set() {
+    let mut harness = Harness::start();
+    let (mut client, id) = toplevel_with_content(&mut harness, "cursor");
+    client.use_seat();
+    harness.send(GuiMessage::PointerEnter {
+        window: id,
+        position: FixedPoint::from_f64(5.0, 5.0).unwrap(),
+    });
+    client.wait_for("pointer enter", |s| s.pointer_enter_serial.is_some());
+    client.set_cursor_shape(wp_cursor_shape_device_v1::Shape::Text);
+    harness.wait_for("a text cursor", |m| {
+        matches!(m, AgentMessage::SetCursor { window, shape } if *window == id && *shape == CursorShape::Text)
+    });
+    client.set_cursor_shape(wp_cursor_shape_device_v1::Shape::NwseResize);
+    harness.wait_for(
+        "a resize cursor",
+        |m| matches!(m, AgentMessage::SetCursor { shape, .. } if *shape == CursorShape::NwseResize),
+    );
+}
+
+#[test]
+fn an_activation_request_becomes_an_attention_request_not_focus() {
+    let mut harness = Harness::start();
+    let (mut client, id) = toplevel_with_content(&mut harness, "activate me");
+    client.use_seat();
+    client.request_activation();
+    harness.wait_for(
+        "an attention request",
+        |m| matches!(m, AgentMessage::RequestAttention { window } if *window == id),
+    );
+    // The agent never focuses anything itself: the client got no keyboard enter.
+    client.roundtrip();
+    assert!(!client.state.keyboard_entered);
+}
+
+#[test]
+fn caps_lock_turned_on_elsewhere_reaches_the_focused_client() {
+    let mut harness = Harness::start();
+    let (mut client, id) = toplevel_with_content(&mut harness, "locks");
+    client.use_seat();
+    harness.send(GuiMessage::KeyboardEnter {
+        window: id,
+        pressed_keys: vec![],
+    });
+    client.wait_for("keyboard enter", |s| s.keyboard_entered);
+    assert_eq!(client.state.mods_locked & 0b10, 0, "Caps Lock starts off");
+    // The user pressed Caps Lock while another qube had focus: the GUI domain tells this one
+    // the locked mask (Lock is real modifier 1).
+    harness.send(GuiMessage::Modifiers {
+        window: id,
+        depressed: 0,
+        latched: 0,
+        locked: 0b10,
+        group: 0,
+    });
+    client.wait_for("caps lock", |s| s.mods_locked & 0b10 != 0);
+    assert!(client.state.keyboard_entered);
+    harness.send(GuiMessage::Modifiers {
+        window: id,
+        depressed: 0,
+        latched: 0,
+        locked: 0,
+        group: 0,
+    });
+    client.wait_for("caps lock off", |s| s.mods_locked & 0b10 == 0);
 }
 
 #[test]

@@ -15,6 +15,10 @@ use wayland_client::protocol::{
     wl_shm_pool, wl_subcompositor, wl_subsurface, wl_surface,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle, WEnum, delegate_noop};
+use wayland_protocols::wp::cursor_shape::v1::client::{
+    wp_cursor_shape_device_v1, wp_cursor_shape_manager_v1,
+};
+use wayland_protocols::xdg::activation::v1::client::{xdg_activation_token_v1, xdg_activation_v1};
 use wayland_protocols::xdg::shell::client::{
     xdg_popup, xdg_positioner, xdg_surface, xdg_toplevel, xdg_wm_base,
 };
@@ -27,6 +31,12 @@ pub struct ClientState {
     shm: Option<wl_shm::WlShm>,
     wm_base: Option<xdg_wm_base::XdgWmBase>,
     seat: Option<wl_seat::WlSeat>,
+    cursor_shape_manager: Option<wp_cursor_shape_manager_v1::WpCursorShapeManagerV1>,
+    activation: Option<xdg_activation_v1::XdgActivationV1>,
+    /// The serial of the last wl_pointer.enter (cursor shapes must quote it).
+    pub pointer_enter_serial: Option<u32>,
+    /// The token the compositor gave for an xdg-activation request.
+    pub activation_token: Option<String>,
     keyboard: Option<wl_keyboard::WlKeyboard>,
     pointer: Option<wl_pointer::WlPointer>,
 
@@ -55,6 +65,8 @@ pub struct ClientState {
     pub popup_configured: Option<(i32, i32, i32, i32)>,
     pub keys: Vec<(u32, bool)>,
     pub keyboard_entered: bool,
+    /// The last `mods_locked` mask the agent sent.
+    pub mods_locked: u32,
     pub pointer_positions: Vec<(f64, f64)>,
     pub pointer_surface: Option<wl_surface::WlSurface>,
     pub buttons: Vec<(u32, bool)>,
@@ -288,6 +300,39 @@ impl TestClient {
         self.roundtrip();
     }
 
+    /// Sets the pointer's cursor with wp_cursor_shape_v1 (after a pointer enter).
+    pub fn set_cursor_shape(&mut self, shape: wp_cursor_shape_device_v1::Shape) {
+        let qh = self.queue.handle();
+        let manager = self
+            .state
+            .cursor_shape_manager
+            .clone()
+            .expect("wp_cursor_shape_manager_v1");
+        let pointer = self.state.pointer.clone().expect("use_seat first");
+        let serial = self
+            .state
+            .pointer_enter_serial
+            .expect("a pointer enter first");
+        manager
+            .get_pointer(&pointer, &qh, ())
+            .set_shape(serial, shape);
+        self.roundtrip();
+    }
+
+    /// Asks to activate the toplevel with a fresh xdg-activation token (as an app that wants
+    /// the user's attention would).
+    pub fn request_activation(&mut self) {
+        let qh = self.queue.handle();
+        let activation = self.state.activation.clone().expect("xdg_activation_v1");
+        let token = activation.get_activation_token(&qh, ());
+        token.set_surface(&self.toplevel_surface());
+        token.commit();
+        self.wait_for("an activation token", |s| s.activation_token.is_some());
+        let token = self.state.activation_token.clone().unwrap();
+        activation.activate(token, &self.toplevel_surface());
+        self.roundtrip();
+    }
+
     pub fn toplevel_surface(&self) -> wl_surface::WlSurface {
         self.state.surface.clone().unwrap()
     }
@@ -316,6 +361,10 @@ impl Dispatch<wl_registry::WlRegistry, ()> for ClientState {
                 "wl_shm" => state.shm = Some(registry.bind(name, 1, qh, ())),
                 "xdg_wm_base" => state.wm_base = Some(registry.bind(name, version.min(5), qh, ())),
                 "wl_seat" => state.seat = Some(registry.bind(name, version.min(7), qh, ())),
+                "wp_cursor_shape_manager_v1" => {
+                    state.cursor_shape_manager = Some(registry.bind(name, 1, qh, ()))
+                }
+                "xdg_activation_v1" => state.activation = Some(registry.bind(name, 1, qh, ())),
                 _ => {}
             }
         }
@@ -449,6 +498,7 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for ClientState {
         match event {
             wl_keyboard::Event::Enter { .. } => state.keyboard_entered = true,
             wl_keyboard::Event::Leave { .. } => state.keyboard_entered = false,
+            wl_keyboard::Event::Modifiers { mods_locked, .. } => state.mods_locked = mods_locked,
             wl_keyboard::Event::Key {
                 key,
                 state: WEnum::Value(key_state),
@@ -472,11 +522,12 @@ impl Dispatch<wl_pointer::WlPointer, ()> for ClientState {
     ) {
         match event {
             wl_pointer::Event::Enter {
+                serial,
                 surface,
                 surface_x,
                 surface_y,
-                ..
             } => {
+                state.pointer_enter_serial = Some(serial);
                 state.pointer_surface = Some(surface);
                 state.pointer_positions.push((surface_x, surface_y));
             }
@@ -498,6 +549,24 @@ impl Dispatch<wl_pointer::WlPointer, ()> for ClientState {
 }
 
 delegate_noop!(ClientState: ignore wl_compositor::WlCompositor);
+delegate_noop!(ClientState: ignore wp_cursor_shape_manager_v1::WpCursorShapeManagerV1);
+delegate_noop!(ClientState: ignore wp_cursor_shape_device_v1::WpCursorShapeDeviceV1);
+delegate_noop!(ClientState: ignore xdg_activation_v1::XdgActivationV1);
+
+impl Dispatch<xdg_activation_token_v1::XdgActivationTokenV1, ()> for ClientState {
+    fn event(
+        state: &mut Self,
+        _: &xdg_activation_token_v1::XdgActivationTokenV1,
+        event: xdg_activation_token_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_activation_token_v1::Event::Done { token } = event {
+            state.activation_token = Some(token);
+        }
+    }
+}
 delegate_noop!(ClientState: ignore wl_subcompositor::WlSubcompositor);
 delegate_noop!(ClientState: ignore wl_subsurface::WlSubsurface);
 delegate_noop!(ClientState: ignore wl_surface::WlSurface);
