@@ -29,6 +29,8 @@ use corral_protocol::{
     AgentMessage, Capabilities, Compression, GuiMessage, PoolBacking, PoolId, Rect, Serial,
 };
 
+use corral_protocol::session::{AgentSession, SessionLimits};
+
 use crate::cli::Endpoint;
 use crate::render::WindowBuffer;
 use crate::state::AgentState;
@@ -93,6 +95,10 @@ pub struct GuiLink {
     conn: Option<AgentConnection<AgentTransport>>,
     /// Set once `Welcome` arrived on the current connection.
     pixel_path: Option<PixelPath>,
+    /// The GUI domain's session rules, applied to every message before it is sent. What the
+    /// GUI domain would refuse (a window past the qube's budget, say) is kept back here, so one
+    /// app that floods cannot get every window of the qube cut off.
+    mirror: Option<AgentSession>,
     /// Why the current connection broke; handled after the current callback.
     broken: Option<String>,
     read_source: Option<RegistrationToken>,
@@ -118,6 +124,7 @@ impl GuiLink {
             force_inline,
             conn: None,
             pixel_path: None,
+            mirror: None,
             broken: None,
             read_source: None,
             write_source: None,
@@ -146,9 +153,35 @@ impl GuiLink {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
+        if let Some(mirror) = self.mirror.as_mut()
+            && let Err(refusal) = mirror.apply(message, Instant::now())
+        {
+            warn!(message = message.name(), %refusal, "not sent: the GUI domain would refuse it");
+            return;
+        }
         if let Err(err) = conn.send(message) {
             self.broken = Some(format!("could not queue {}: {err}", message.name()));
         }
+    }
+
+    /// Starts checking outgoing messages against the GUI domain's rules for this connection:
+    /// the same handshake the GUI domain saw, the same budgets (its defaults; the message rate
+    /// is the GUI domain's to police, not something the agent can hold back).
+    fn start_mirror(&mut self, gui_capabilities: Capabilities, offered: Capabilities) {
+        let limits = SessionLimits {
+            max_messages_per_second: u32::MAX,
+            message_burst: u32::MAX,
+            ..SessionLimits::default()
+        };
+        let mut mirror = AgentSession::new(limits, gui_capabilities);
+        let hello = AgentMessage::Hello {
+            version: corral_protocol::Version::CURRENT,
+            capabilities: offered,
+        };
+        self.mirror = mirror
+            .apply(&hello, Instant::now())
+            .is_ok()
+            .then_some(mirror);
     }
 
     pub fn next_pool_id(&mut self) -> PoolId {
@@ -169,6 +202,20 @@ impl GuiLink {
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };
+        if let Some(mirror) = self.mirror.as_mut() {
+            let create = AgentMessage::PoolCreate {
+                pool: buffer.pool,
+                size: buffer.memfd().bytes().len() as u64,
+                backing: match self.pixel_path {
+                    Some(PixelPath::Memfd) => PoolBacking::MemFd,
+                    _ => PoolBacking::Inline,
+                },
+            };
+            if let Err(refusal) = mirror.apply(&create, Instant::now()) {
+                warn!(%refusal, "pool not announced: the GUI domain would refuse it");
+                return false;
+            }
+        }
         match self.pixel_path {
             Some(PixelPath::Memfd) => {
                 if let Err(err) = conn.send_memfd_pool(buffer.pool, buffer.memfd()) {
@@ -176,11 +223,18 @@ impl GuiLink {
                     return false;
                 }
             }
-            Some(PixelPath::Inline(_)) => self.send(&AgentMessage::PoolCreate {
-                pool: buffer.pool,
-                size: buffer.memfd().bytes().len() as u64,
-                backing: PoolBacking::Inline,
-            }),
+            Some(PixelPath::Inline(_)) => {
+                let create = AgentMessage::PoolCreate {
+                    pool: buffer.pool,
+                    size: buffer.memfd().bytes().len() as u64,
+                    backing: PoolBacking::Inline,
+                };
+                // Already checked against the mirror above.
+                if let Err(err) = conn.send(&create) {
+                    self.broken = Some(format!("could not queue a pool: {err}"));
+                    return false;
+                }
+            }
             None => return false,
         }
         true
@@ -250,6 +304,7 @@ impl AgentState {
             .map_err(|e| format!("queueing hello: {e}"))?;
         self.link.conn = Some(conn);
         self.link.pixel_path = None;
+        self.link.mirror = None;
         self.link.broken = None;
         self.link.generation += 1;
         self.link.last_pool = 0;
@@ -301,8 +356,16 @@ impl AgentState {
         debug!(message = message.name(), "from GUI");
         match message {
             GuiMessage::Welcome {
-                version, outputs, ..
+                version,
+                outputs,
+                capabilities: gui_capabilities,
             } => {
+                let offered = self
+                    .link
+                    .conn
+                    .as_ref()
+                    .map(|c| c.offered_capabilities())
+                    .unwrap_or(Capabilities::empty());
                 let negotiated = self
                     .link
                     .conn
@@ -323,6 +386,7 @@ impl AgentState {
                     PixelPath::Inline(Compression::None)
                 };
                 info!(%version, ?path, outputs = outputs.len(), "GUI domain welcomed the agent");
+                self.link.start_mirror(gui_capabilities, offered);
                 self.outputs.apply(&self.display_handle, &outputs);
                 self.link.pixel_path = Some(path);
                 self.link.backoff = RECONNECT_FIRST;

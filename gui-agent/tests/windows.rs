@@ -291,6 +291,30 @@ fn pointer_and_keys_reach_exactly_the_surface_meant() {
 }
 
 #[test]
+fn an_app_opening_more_windows_than_the_qube_may_have_does_not_get_the_qube_cut_off() {
+    let budget = corral_protocol::session::SessionLimits::default().max_windows;
+    let mut harness = Harness::start();
+    let mut client = harness.connect_client();
+    for n in 0..budget + 20 {
+        client.create_toplevel(&format!("flood {n}"), "org.corral.flood");
+    }
+    // The harness panics on any channel error: the GUI side never sees a violation. Exactly
+    // the budget's worth of windows reached it; the rest stayed in the qube.
+    harness.pump(Duration::from_millis(500));
+    assert_eq!(harness.windows.len(), budget);
+    // The qube still works: a window of another app appears once a flood window is gone.
+    let first = *harness.windows.keys().min().unwrap();
+    drop(client);
+    harness.wait_for(
+        "the flood's windows destroyed",
+        |m| matches!(m, AgentMessage::DestroyWindow { window } if *window == first),
+    );
+    let (_other, id) = toplevel_with_content(&mut harness, "after the flood");
+    assert!(harness.windows[&id].mapped);
+    assert!(harness.agent_alive());
+}
+
+#[test]
 fn cursor_shapes_reach_the_gui_from_the_fixed_set() {
     let mut harness = Harness::start();
     let (mut client, id) = toplevel_with_content(&mut harness, "cursor");
