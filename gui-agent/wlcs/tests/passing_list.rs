@@ -7,19 +7,39 @@ use std::process::Command;
 
 const RUNNER: &str = "/usr/lib/x86_64-linux-gnu/wlcs/wlcs";
 
-/// The integration library cargo built for this test run (a cdylib lands next to the test
-/// binary's directory, in `deps/` and one level up).
+/// The integration library, built for this run. `cargo test` builds only what the test binary
+/// links, and a cdylib is never linked, so the test builds it with the same cargo, profile and
+/// target directory (cargo has released its build lock by the time tests run).
 fn integration_library() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("profile directory").to_path_buf(),
-    ]
-    .into_iter()
-    .map(|dir| dir.join("libcorral_agent_wlcs.so"))
-    .find(|path| path.exists())
-    .expect("libcorral_agent_wlcs.so was not built next to the tests")
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "corral-agent-wlcs",
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(
+        status.success(),
+        "building the WLCS integration library failed"
+    );
+    let library = profile_dir.join("libcorral_agent_wlcs.so");
+    assert!(library.exists(), "{} was not built", library.display());
+    library
 }
 
 #[test]
