@@ -15,7 +15,10 @@ set -euo pipefail
 #   agent's integration tests run (weston-simple-shm, a terminal and its font, a GTK 3 app,
 #   wl-copy/wl-paste, an X11 terminal)
 # - wlcs: the Wayland Conformance Test Suite runner (scripts/wlcs.sh)
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs)
+# - libegl1, libgles2, libgl1-mesa-dri: corral's winit backend draws with GLES through EGL
+#   (Mesa's llvmpipe where there is no GPU)
+# - xvfb: corral's winit backend is tested nested in a virtual X server
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,27 +1,64 @@
-//! `corral`: the compositor of the trusted GUI domain.
-//!
-//! Built in the compositor issue. Until then this binary only documents itself.
+//! `corral`: the compositor of Corral's trusted GUI domain, and `corral msg`.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use corral::cli::{Cli, Command, MsgArgs, MsgCommand, PointerAction};
+use corral::ipc::{self, Request, client};
 
-/// The compositor of Corral's trusted GUI domain: shows qube windows with unforgeable frames
-/// and labels, owns focus and the global clipboard.
-///
-/// Not implemented yet: this build only reports the protocol version. See docs/protocol.md.
-#[derive(Debug, Parser)]
-#[command(name = "corral", version)]
-struct Args {
-    /// Print the Corral GUI protocol version this compositor speaks and exit.
-    #[arg(long)]
-    protocol_version: bool,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Msg(args)) => msg(args),
+        None if cli.run.protocol_version => {
+            println!("{}", corral_protocol::Version::CURRENT);
+            Ok(())
+        }
+        None => corral::run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn main() {
-    let args = Args::parse();
-    if args.protocol_version {
-        println!("{}", corral_protocol::Version::CURRENT);
-        return;
-    }
-    eprintln!("corral: the compositor is not implemented yet (see `corral --help`).");
-    std::process::exit(2);
+fn msg(args: MsgArgs) -> anyhow::Result<()> {
+    let socket = args.socket.unwrap_or_else(ipc::default_socket_path);
+    let request = match args.request {
+        MsgCommand::Windows { json } => {
+            let windows = client::windows(&socket)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&windows)?);
+            } else {
+                print!("{}", client::format_windows(&windows));
+            }
+            return Ok(());
+        }
+        MsgCommand::Outputs => Request::Outputs,
+        MsgCommand::Qubes => Request::Qubes,
+        MsgCommand::Notifications => Request::Notifications,
+        MsgCommand::Screenshot { file } => Request::Screenshot {
+            path: std::path::absolute(&file)?,
+        },
+        MsgCommand::Focus { id } => Request::Focus { id },
+        MsgCommand::Close { id } => Request::Close { id },
+        MsgCommand::Workspace { n } => Request::Workspace { n },
+        MsgCommand::Key { combo, action } => Request::Key { combo, action },
+        MsgCommand::Pointer {
+            action,
+            x,
+            y,
+            button,
+        } => Request::Pointer {
+            x,
+            y,
+            click: (action == PointerAction::Click).then(|| button.code()),
+        },
+    };
+    let result = client::request(&socket, &request)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
 }

@@ -1,0 +1,204 @@
+//! Backends side by side: `headless` (Pixman into offscreen images: tests, CI, screenshots) and
+//! `winit` (GLES, nested in an existing X11 or Wayland session). The DRM session backend comes
+//! later. Everything above this module is backend-agnostic.
+
+pub mod headless;
+pub mod winit;
+
+use anyhow::Context;
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
+use smithay::utils::{Buffer as BufferCoords, Rectangle, Transform};
+
+use crate::layout::{OutputArea, Rect};
+use crate::render::{self, BACKGROUND, CorralRenderer, Frame};
+use crate::state::State;
+
+/// Which backend to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Winit when DISPLAY or WAYLAND_DISPLAY is set, headless otherwise.
+    Auto,
+    Headless,
+    Winit,
+}
+
+impl BackendKind {
+    /// Resolves `auto` from the environment.
+    pub fn resolve(self) -> BackendKind {
+        match self {
+            BackendKind::Auto => {
+                let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
+                if set("WAYLAND_DISPLAY") || set("DISPLAY") {
+                    BackendKind::Winit
+                } else {
+                    BackendKind::Headless
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Backend {
+    Headless(headless::Headless),
+    Winit(Box<winit::Winit>),
+}
+
+/// A screenshot of all outputs, composited into one RGBA image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screenshot {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes R, G, B, A per pixel, rows top to bottom.
+    pub rgba: Vec<u8>,
+}
+
+impl Screenshot {
+    pub fn encode_png(&self) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header()?;
+            writer.write_image_data(&self.rgba)?;
+        }
+        Ok(out)
+    }
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Headless(_) => "headless",
+            Backend::Winit(_) => "winit",
+        }
+    }
+
+    pub fn output_areas(&self) -> Vec<OutputArea> {
+        match self {
+            Backend::Headless(h) => h.output_areas(),
+            Backend::Winit(w) => w.output_areas(),
+        }
+    }
+}
+
+impl State {
+    /// Draws every output if something changed; sends `frame_done` for the commits shown.
+    pub fn render(&mut self) {
+        let result = match &self.backend {
+            Backend::Headless(_) => headless::render(self),
+            Backend::Winit(_) => winit::render(self),
+        };
+        if let Err(e) = result {
+            tracing::warn!("rendering failed: {e:#}");
+        }
+        self.redraw_needed = false;
+        self.drawn_pulse = self.pulse_on();
+        self.last_frame = Some(std::time::Instant::now());
+        self.frames_presented();
+        self.local_frames_presented();
+    }
+
+    /// The composited outputs, as they are now.
+    pub fn screenshot(&mut self) -> anyhow::Result<Screenshot> {
+        match &self.backend {
+            Backend::Headless(_) => {
+                if self.redraw_needed {
+                    self.render();
+                }
+                headless::screenshot(self)
+            }
+            Backend::Winit(_) => winit::screenshot(self),
+        }
+    }
+}
+
+/// The bounding box of the outputs.
+pub fn bounds(outputs: &[OutputArea]) -> Rect {
+    let x0 = outputs.iter().map(|o| o.rect.x).min().unwrap_or(0);
+    let y0 = outputs.iter().map(|o| o.rect.y).min().unwrap_or(0);
+    let x1 = outputs.iter().map(|o| o.rect.right()).max().unwrap_or(1);
+    let y1 = outputs.iter().map(|o| o.rect.bottom()).max().unwrap_or(1);
+    Rect::new(x0, y0, (x1 - x0).max(1), (y1 - y0).max(1))
+}
+
+/// Copies `rgba` of an output at `rect` into the screenshot canvas covering `bounds`.
+pub fn blit(canvas: &mut Screenshot, bounds: Rect, rect: Rect, rgba: &[u8]) {
+    let row = rect.w as usize * 4;
+    for y in 0..rect.h as usize {
+        let src = &rgba[y * row..(y + 1) * row];
+        let cy = (rect.y - bounds.y) as usize + y;
+        let cx = (rect.x - bounds.x) as usize;
+        let start = (cy * canvas.width as usize + cx) * 4;
+        canvas.rgba[start..start + row].copy_from_slice(src);
+    }
+}
+
+/// Renders one output into a fresh offscreen buffer and reads it back as RGBA (for screenshots
+/// where the visible framebuffer cannot be read, as with winit).
+pub fn render_offscreen<R, T>(
+    renderer: &mut R,
+    state_parts: &mut OffscreenParts<'_>,
+    output: Rect,
+) -> anyhow::Result<Vec<u8>>
+where
+    R: CorralRenderer + Offscreen<T> + Bind<T> + ExportMem,
+{
+    let size = (output.w, output.h);
+    let mut buffer = renderer
+        .create_buffer(Fourcc::Abgr8888, size.into())
+        .map_err(|e| anyhow::anyhow!("creating an offscreen buffer: {e:?}"))?;
+    let elements = render::output_elements(
+        renderer,
+        state_parts.frame,
+        state_parts.qubes,
+        state_parts.cache,
+        output,
+    );
+    let mut target = renderer
+        .bind(&mut buffer)
+        .map_err(|e| anyhow::anyhow!("binding the offscreen buffer: {e:?}"))?;
+    let mut damage = OutputDamageTracker::new(size, 1.0, Transform::Normal);
+    damage
+        .render_output(renderer, &mut target, 0, &elements, BACKGROUND.to_f32())
+        .map_err(|e| anyhow::anyhow!("rendering the screenshot: {e:?}"))?;
+    read_back(renderer, &target, output.w, output.h)
+}
+
+/// What [`render_offscreen`] needs from the state.
+#[derive(Debug)]
+pub struct OffscreenParts<'a> {
+    pub frame: &'a Frame<'a>,
+    pub qubes: &'a mut crate::qubes::Qubes,
+    pub cache: &'a mut render::RenderCache,
+}
+
+/// Reads a framebuffer back as RGBA bytes.
+pub fn read_back<R: ExportMem>(
+    renderer: &mut R,
+    target: &R::Framebuffer<'_>,
+    w: i32,
+    h: i32,
+) -> anyhow::Result<Vec<u8>> {
+    let region: Rectangle<i32, BufferCoords> = Rectangle::from_size((w, h).into());
+    let mapping = renderer
+        .copy_framebuffer(target, region, Fourcc::Abgr8888)
+        .map_err(|e| anyhow::anyhow!("reading the framebuffer: {e:?}"))?;
+    let bytes = renderer
+        .map_texture(&mapping)
+        .map_err(|e| anyhow::anyhow!("mapping the framebuffer copy: {e:?}"))?;
+    let expected = (w * h * 4) as usize;
+    let mut out = bytes
+        .get(..expected)
+        .context("short framebuffer copy")?
+        .to_vec();
+    // Every pixel on screen is opaque.
+    for px in out.chunks_exact_mut(4) {
+        px[3] = 0xff;
+    }
+    Ok(out)
+}

@@ -1,0 +1,175 @@
+//! The command line: `corral [options]` runs the compositor, `corral msg …` talks to one.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::BackendKind;
+use crate::qubes::DevQubeSpec;
+
+/// The compositor of Corral's trusted GUI domain: shows qube windows with frames and labels no
+/// qube can forge, owns keyboard focus, and answers `corral msg` on its IPC socket.
+///
+/// Examples:
+///   corral --backend headless --size 1600x900 --dev-qube work:blue --dev-qube personal:yellow
+///   corral msg windows --json
+///   corral msg screenshot shot.png
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Talk to a running corral over its IPC socket (JSON replies).
+    Msg(MsgArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Backend: `winit` (a window in your X11/Wayland session, GLES), `headless` (Pixman,
+    /// offscreen: tests, CI, screenshots) or `auto` (winit when DISPLAY or WAYLAND_DISPLAY is
+    /// set, otherwise headless).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+
+    /// Size of a headless output, WIDTHxHEIGHT. Repeat for several outputs, placed left to
+    /// right.
+    #[arg(long = "size", value_parser = parse_size, default_value = "1600x900")]
+    pub sizes: Vec<(i32, i32)>,
+
+    /// Start a development qube: a channel with this identity (name and label, e.g. work:blue)
+    /// and an agent process on its other end. Repeatable. The identity comes from this flag,
+    /// never from the agent.
+    #[arg(long = "dev-qube", value_name = "NAME:LABEL")]
+    pub dev_qubes: Vec<DevQubeSpec>,
+
+    /// The agent command for --dev-qube, a template where {fd} is the inherited channel's
+    /// descriptor, {name} the qube name and {label} its label. Default: `corral-agent --gui-fd
+    /// {fd}`, found next to corral or on PATH.
+    #[arg(long, value_name = "COMMAND")]
+    pub dev_agent_command: Option<String>,
+
+    /// The IPC socket [default: $CORRAL_SOCKET, else $XDG_RUNTIME_DIR/corral/ipc.sock].
+    #[arg(long, value_name = "PATH")]
+    pub ipc_socket: Option<PathBuf>,
+
+    /// Open a trusted Wayland socket in $XDG_RUNTIME_DIR for the GUI domain's own apps
+    /// (framed black as `[corral]`). Without NAME the first free `wayland-N` is used. Never give
+    /// this socket to a qube.
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    pub gui_socket: Option<Option<String>>,
+
+    /// Start a GUI-domain app on the --gui-socket (with WAYLAND_DISPLAY set). Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    pub gui_exec: Vec<String>,
+
+    /// Width of window borders in pixels.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub border: i32,
+
+    /// Accept `corral msg key` and `corral msg pointer` on a backend other than headless.
+    #[arg(long)]
+    pub allow_input_injection: bool,
+
+    /// Print the Corral GUI protocol version this compositor speaks and exit.
+    #[arg(long)]
+    pub protocol_version: bool,
+}
+
+/// `corral msg`: talk to a running corral.
+#[derive(Debug, Clone, Args)]
+pub struct MsgArgs {
+    /// The socket [default: $CORRAL_SOCKET, else $XDG_RUNTIME_DIR/corral/ipc.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub request: MsgCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum MsgCommand {
+    /// List windows: id, qube, label, colour, title, app_id, geometry, focus, output, workspace.
+    Windows {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List outputs (JSON).
+    Outputs,
+    /// List connected qubes: name, label, colour, agent process (JSON).
+    Qubes,
+    /// List the notifications on screen (JSON).
+    Notifications,
+    /// Write the composited outputs to a PNG file.
+    Screenshot { file: PathBuf },
+    /// Focus and raise a window (by id from `windows`).
+    Focus { id: u64 },
+    /// Ask a window's qube to close it.
+    Close { id: u64 },
+    /// Switch to a workspace (1-based).
+    Workspace { n: u32 },
+    /// Inject a key combination as device input would, e.g. `ctrl+shift+c`, `a`, `Return`,
+    /// `super+2`. Headless backend only, unless corral runs with --allow-input-injection.
+    Key {
+        combo: String,
+        /// `tap` (press then release), `press` (hold) or `release`.
+        #[arg(long, value_enum, default_value = "tap")]
+        action: crate::ipc::KeyAction,
+    },
+    /// Inject pointer input at global coordinates: `move X Y` or `click X Y`.
+    /// Headless backend only, unless corral runs with --allow-input-injection.
+    Pointer {
+        #[arg(value_enum)]
+        action: PointerAction,
+        x: f64,
+        y: f64,
+        /// Button for `click`: left, right or middle.
+        #[arg(long, value_enum, default_value = "left")]
+        button: ButtonName,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PointerAction {
+    Move,
+    Click,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ButtonName {
+    Left,
+    Right,
+    Middle,
+}
+
+impl ButtonName {
+    pub fn code(self) -> u32 {
+        match self {
+            ButtonName::Left => crate::input::BTN_LEFT,
+            ButtonName::Right => crate::input::BTN_RIGHT,
+            ButtonName::Middle => crate::input::BTN_MIDDLE,
+        }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT (for example 1600x900)"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (64..=16384).contains(n))
+            .ok_or_else(|| format!("{v:?} in {s:?} is not a size between 64 and 16384"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}

@@ -1,0 +1,178 @@
+//! Starting the compositor and its event loop.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use smithay::reexports::calloop::EventLoop;
+
+use crate::backend::{Backend, BackendKind, headless, winit};
+use crate::cli::RunArgs;
+use crate::ipc;
+use crate::layout::LayoutConfig;
+use crate::local::Wayland;
+use crate::state::{Config, FRAME_INTERVAL, PULSE, State};
+
+/// Runs the compositor until it is closed.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging();
+    let kind = args.backend.resolve();
+    let mut event_loop: EventLoop<'static, State> =
+        EventLoop::try_new().context("creating the event loop")?;
+    let (backend, winit_events) = match kind {
+        BackendKind::Winit => {
+            let (w, events) = winit::Winit::new()?;
+            (Backend::Winit(Box::new(w)), Some(events))
+        }
+        _ => (
+            Backend::Headless(headless::Headless::new(&args.sizes)?),
+            None,
+        ),
+    };
+    let headless = matches!(backend, Backend::Headless(_));
+    let config = Config {
+        layout: LayoutConfig {
+            border: args.border,
+            ..LayoutConfig::default()
+        },
+        allow_input_injection: headless || args.allow_input_injection,
+        allow_fullscreen: false,
+        dev_agent_command: args.dev_agent_command.clone(),
+        ipc_socket: args.ipc_socket.clone(),
+    };
+    let handle = event_loop.handle();
+    if let Some(events) = winit_events {
+        winit::register(&handle, events)?;
+    }
+    let (mut wayland, _display_handle) = Wayland::new(&handle)?;
+    let gui_socket = match &args.gui_socket {
+        Some(name) => Some(wayland.listen(&handle, name.as_deref())?),
+        None => None,
+    };
+    let mut state = State::new(
+        handle.clone(),
+        event_loop.get_signal(),
+        config,
+        backend,
+        wayland,
+    )?;
+
+    let socket = args
+        .ipc_socket
+        .clone()
+        .unwrap_or_else(ipc::default_socket_path);
+    let socket = ipc::server::listen(&handle, &socket)?;
+    state.ipc_path = Some(socket.clone());
+    let outputs: Vec<String> = state
+        .layout
+        .outputs()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}x{}+{}+{}",
+                o.name, o.rect.w, o.rect.h, o.rect.x, o.rect.y
+            )
+        })
+        .collect();
+    tracing::info!(
+        "corral running: {} backend, outputs [{}], IPC socket {}",
+        state.backend.name(),
+        outputs.join(", "),
+        socket.display()
+    );
+
+    if let Some(name) = &gui_socket {
+        tracing::info!("GUI-domain apps connect to WAYLAND_DISPLAY={name}");
+    }
+    let mut gui_apps = Vec::new();
+    for command in &args.gui_exec {
+        let Some(name) = &gui_socket else {
+            anyhow::bail!("--gui-exec needs --gui-socket");
+        };
+        match crate::qubes::spawn_gui_app(command, name) {
+            Ok(child) => gui_apps.push(child),
+            Err(e) => tracing::error!("starting {command:?}: {e:#}"),
+        }
+    }
+
+    for spec in &args.dev_qubes {
+        if let Err(e) = state.spawn_dev_qube(spec.identity.clone()) {
+            // One qube failing to start does not stop the others.
+            tracing::error!("{e:#}");
+            let colour = spec.identity.label.colour;
+            state.notify(
+                colour,
+                format!("[{}] could not start", spec.identity.name),
+                format!("{e:#}"),
+            );
+        }
+    }
+
+    let result = main_loop(&mut event_loop, &mut state);
+    drop(gui_apps);
+    let _ = std::fs::remove_file(&socket);
+    // Connections (and dev agent processes) end here.
+    state.qubes.conns.clear();
+    result
+}
+
+fn main_loop(event_loop: &mut EventLoop<'static, State>, state: &mut State) -> anyhow::Result<()> {
+    while state.running {
+        let timeout = next_timeout(state);
+        event_loop
+            .dispatch(timeout, state)
+            .context("event loop failed")?;
+        state.flush_all_qubes();
+        let _ = state.wayland.display_handle.flush_clients();
+        tick(state);
+        state.flush_all_qubes();
+        let _ = state.wayland.display_handle.flush_clients();
+    }
+    Ok(())
+}
+
+/// How long the loop may sleep.
+fn next_timeout(state: &State) -> Option<Duration> {
+    let now = Instant::now();
+    let mut wake: Option<Instant> = None;
+    let mut consider = |t: Instant| {
+        wake = Some(wake.map_or(t, |w| w.min(t)));
+    };
+    if state.redraw_needed {
+        consider(state.last_frame.map_or(now, |f| f + FRAME_INTERVAL));
+    }
+    if state.attention_pending() {
+        consider(now + PULSE / 4);
+    }
+    if let Some(t) = state.notifications.next_expiry() {
+        consider(t);
+    }
+    wake.map(|t| t.saturating_duration_since(now))
+}
+
+/// Work that happens between events: expiring toasts, the attention pulse, drawing.
+fn tick(state: &mut State) {
+    let now = Instant::now();
+    if state.notifications.expire(now) {
+        state.queue_redraw();
+    }
+    if state.attention_pending() && state.pulse_on() != state.drawn_pulse {
+        // The pulse changed phase.
+        state.queue_redraw();
+    }
+    let due = state
+        .last_frame
+        .is_none_or(|f| now.saturating_duration_since(f) >= FRAME_INTERVAL);
+    if state.redraw_needed && due {
+        state.render();
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("corral=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
