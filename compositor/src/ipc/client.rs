@@ -47,10 +47,23 @@ pub fn windows(socket: &Path) -> anyhow::Result<Vec<WindowInfo>> {
 
 /// A table for people.
 pub fn format_windows(windows: &[WindowInfo]) -> String {
+    // Qube names are up to 31 characters: size the columns to what is on screen.
+    let qube_width = windows
+        .iter()
+        .map(|w| w.qube.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let label_width = windows
+        .iter()
+        .map(|w| w.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let mut out = String::new();
     for w in windows {
         out.push_str(&format!(
-            "{:>4}  {:<8} {:<7} {:<7} {:>5},{:<5} {:>5}x{:<5} ws{} {}{}{}\n",
+            "{:>4}  {:<8} {:<qube_width$} {:<label_width$} {:>5},{:<5} {:>5}x{:<5} ws{} {}{}{}\n",
             w.id,
             w.kind,
             w.qube,

@@ -13,8 +13,13 @@ use std::thread::JoinHandle;
 
 use corral_agent::embedded::Control;
 use smithay::reexports::calloop::channel::{Sender, channel};
-use wayland_sys::client::{wl_display, wl_display_get_fd, wl_proxy, wl_proxy_get_id};
+// A glob import: with wayland-sys's `dlopen` feature (turned on when the whole workspace is built,
+// by the compositor's winit backend) the C functions live behind `wayland_client_handle()`
+// instead of being free functions, and `ffi_dispatch!` picks whichever exists.
+#[allow(unused_imports)]
+use wayland_sys::client::*;
 use wayland_sys::common::{wl_fixed_t, wl_fixed_to_double};
+use wayland_sys::ffi_dispatch;
 use wlcs::ffi_display_server_api::{
     WlcsExtensionDescriptor, WlcsIntegrationDescriptor, WlcsServerIntegration,
 };
@@ -105,7 +110,12 @@ impl Wlcs for CorralAgentWlcs {
         // SAFETY: WLCS passes a live client `wl_display` and a `wl_surface` proxy of that
         // display, owned by the test for the duration of this call; both functions only read
         // them.
-        let (key, surface_id) = unsafe { (wl_display_get_fd(display), wl_proxy_get_id(surface)) };
+        let (key, surface_id) = unsafe {
+            (
+                ffi_dispatch!(wayland_client_handle(), wl_display_get_fd, display),
+                ffi_dispatch!(wayland_client_handle(), wl_proxy_get_id, surface),
+            )
+        };
         if let Some((sender, _)) = &self.server {
             let _ = sender.send(Control::PositionWindow {
                 key,
