@@ -445,6 +445,10 @@ impl<T: Transport> GuiConnection<T> {
     /// The next message that passed every check, `Ok(None)` when nothing more has arrived.
     /// Any error ends the connection; [`ConnectionError::is_violation`] says whether to tell
     /// the user that the qube misbehaved.
+    ///
+    /// A `pool_destroy` has already unmapped the pool when it is returned: a caller that reads
+    /// pools in place (through [`PoolMemory::as_ptr`]) must drop every view into that pool while
+    /// handling the message, before it renders again.
     pub fn receive(&mut self, now: Instant) -> Result<Option<Received>, ConnectionError> {
         let Some(message) = self.stream.receive()? else {
             return Ok(None);
