@@ -18,7 +18,10 @@ set -euo pipefail
 # - libegl1, libgles2, libgl1-mesa-dri: corral's winit backend draws with GLES through EGL
 #   (Mesa's llvmpipe where there is no GPU)
 # - xvfb: corral's winit backend is tested nested in a virtual X server
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb)
+# - bubblewrap: the sandbox backend runs each qube in a bwrap sandbox (domains/)
+# - debootstrap: `corralctl template install debian` builds Debian templates with it
+# - procps: `ps`, used inside qubes by the sandbox isolation tests
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

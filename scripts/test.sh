@@ -24,8 +24,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is missing: run scripts/install-deps.sh" >&2
     exit 1
 fi
-(
-    cd protocol
+for crate in protocol domains; do (
+    cd "$crate"
     # cargo-fuzz needs nightly flags (sanitizers); RUSTC_BOOTSTRAP lets the stable toolchain
     # accept them.
     export RUSTC_BOOTSTRAP=1
@@ -34,12 +34,12 @@ fi
         echo "-- fuzz target $target"
         if ! cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=1 >"$log" 2>&1; then
             tail -n 60 "$log" >&2
-            echo "fuzz target $target failed (crash or build error); artifacts in protocol/fuzz/artifacts/$target" >&2
+            echo "fuzz target $target failed (crash or build error); artifacts in $crate/fuzz/artifacts/$target" >&2
             exit 1
         fi
         grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" || true
     done
     rm -f "$log"
-)
+); done
 echo
 echo "all checks passed"

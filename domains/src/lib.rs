@@ -1,7 +1,19 @@
-//! The qube model, the domain manager and its backends (built in the domains issue).
+//! The qube model, its store, the domain manager and its backends.
 //!
-//! For now this crate holds only the qube name rules, which every later piece needs.
+//! See `docs/domains.md` for the design.
 
+pub mod api;
+pub mod backend;
+pub mod label;
+pub mod manager;
+pub mod model;
 mod name;
+pub mod policy;
+pub mod sandbox;
+pub mod store;
+pub mod template;
 
-pub use name::{NameError, QubeName};
+pub use label::Label;
+pub use model::{Class, Model, ModelError, Qube, QubeRef};
+pub use name::{ADMIN_NAME, NameError, QubeName};
+pub use store::{Store, StoreError};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Longest qube name, as in Qubes.
@@ -14,8 +15,28 @@ const RESERVED: &[&str] = &[
 
 /// A valid qube name: letters, digits, `-` and `_`, starting with a letter, at most 31 bytes,
 /// not reserved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct QubeName(String);
+
+impl TryFrom<String> for QubeName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        if s == ADMIN_NAME {
+            return Ok(QubeName(s));
+        }
+        QubeName::new(&s)
+    }
+}
+
+impl From<QubeName> for String {
+    fn from(n: QubeName) -> String {
+        n.0
+    }
+}
+
+/// The name of the admin (GUI) domain, as in Qubes.
+pub const ADMIN_NAME: &str = "dom0";
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
@@ -56,6 +77,16 @@ impl QubeName {
             return Err(NameError::Reserved(name.to_owned()));
         }
         Ok(QubeName(name.to_owned()))
+    }
+
+    /// The admin domain's name (`dom0`), which [`QubeName::new`] refuses.
+    pub fn admin() -> Self {
+        QubeName(ADMIN_NAME.to_owned())
+    }
+
+    /// Whether this is the admin domain's name.
+    pub fn is_admin(&self) -> bool {
+        self.0 == ADMIN_NAME
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,0 +1,937 @@
+//! The domain manager: the one owner of the store, driving a [`Backend`], serving the admin API.
+//!
+//! Use it as a library (the compositor embeds it: [`Manager::open`], then call methods or
+//! [`Manager::serve`] on a listener), or run `corralctl daemon`.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::api::{self, ErrorReply, QubeInfo, Reply, Request};
+use crate::backend::{Backend, BackendError, PowerState, StartSpec, Stdio3, VolumeSpec};
+use crate::model::{Class, ModelError};
+use crate::store::{Store, StoreError};
+use crate::{Label, QubeName};
+
+/// Default shutdown timeout, as Qubes' `qvm-shutdown --wait` default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most clients served at once.
+pub const MAX_CLIENTS: usize = 64;
+
+/// Where the manager keeps data and runtime state.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Qube data (`$XDG_DATA_HOME/corral`).
+    pub data: PathBuf,
+    /// Sockets and per-qube runtime state (`$XDG_RUNTIME_DIR/corral`).
+    pub runtime: PathBuf,
+}
+
+impl Paths {
+    /// From `CORRAL_DATA_DIR`/`CORRAL_RUNTIME_DIR`, else the XDG directories, else (as root)
+    /// `/var/lib/corral` and `/run/corral`.
+    pub fn from_env() -> Paths {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let root = rustix::process::geteuid().is_root();
+        let data = env("CORRAL_DATA_DIR")
+            .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("corral")))
+            .or_else(|| {
+                (!root)
+                    .then(|| env("HOME").map(|h| h.join(".local/share/corral")))
+                    .flatten()
+            })
+            .unwrap_or_else(|| PathBuf::from("/var/lib/corral"));
+        let runtime = env("CORRAL_RUNTIME_DIR")
+            .or_else(|| env("XDG_RUNTIME_DIR").map(|d| d.join("corral")))
+            .unwrap_or_else(|| PathBuf::from("/run/corral"));
+        Paths { data, runtime }
+    }
+
+    /// The admin socket.
+    pub fn socket(&self) -> PathBuf {
+        self.runtime.join("admin.sock")
+    }
+}
+
+/// A failure of a manager operation; `kind` maps to the API's error kinds.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    State(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl From<ModelError> for ManagerError {
+    fn from(e: ModelError) -> Self {
+        ManagerError::Store(StoreError::Model(e))
+    }
+}
+
+impl ManagerError {
+    fn reply(&self) -> ErrorReply {
+        let kind = match self {
+            ManagerError::Store(StoreError::Model(ModelError::NoSuchQube(_))) => "no-such-qube",
+            ManagerError::Store(StoreError::Model(ModelError::InUse { .. })) => "in-use",
+            ManagerError::Store(StoreError::Model(_)) => "invalid",
+            ManagerError::Store(_) => "store",
+            ManagerError::Backend(
+                BackendError::NotRunning(_)
+                | BackendError::AlreadyRunning(_)
+                | BackendError::Paused(_),
+            ) => "state",
+            ManagerError::Backend(_) => "backend",
+            ManagerError::State(_) => "state",
+            ManagerError::BadRequest(_) => "bad-request",
+        };
+        ErrorReply {
+            kind: kind.into(),
+            message: self.to_string(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ManagerError>;
+
+/// A GUI channel to a qube's agent: the caller's end, and who is at the other end, taken from
+/// the store (never from the qube).
+#[derive(Debug)]
+pub struct AgentChannel {
+    pub stream: UnixStream,
+    pub qube: QubeName,
+    pub label: Label,
+    /// The agent process (as seen from the GUI domain); reap it.
+    pub child: std::process::Child,
+}
+
+/// The domain manager.
+#[derive(Debug)]
+pub struct Manager {
+    store: Mutex<Store>,
+    backend: Arc<dyn Backend>,
+    paths: Paths,
+}
+
+fn parse_name(s: &str) -> Result<QubeName> {
+    Ok(QubeName::new(s).map_err(ModelError::from)?)
+}
+
+impl Manager {
+    /// Opens the store (taking its lock) and cleans up what a previous run left: disposables
+    /// (they never outlive their manager) and their volumes.
+    pub fn open(paths: Paths, backend: Arc<dyn Backend>) -> Result<Manager> {
+        let mut store = Store::open(&paths.data)?;
+        let stale: Vec<String> = store
+            .model()
+            .qubes
+            .iter()
+            .filter(|(_, q)| q.class == Class::DispVM)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for n in stale {
+            store.remove_qube(&n)?;
+        }
+        Ok(Manager {
+            store: Mutex::new(store),
+            backend,
+            paths,
+        })
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// A snapshot of the model.
+    pub fn model(&self) -> crate::Model {
+        self.store.lock().unwrap().model().clone()
+    }
+
+    fn state_of(&self, name: &QubeName) -> PowerState {
+        self.backend.state(name)
+    }
+
+    /// All qubes, the admin domain first.
+    pub fn list(&self) -> Vec<QubeInfo> {
+        let m = self.model();
+        let black = m
+            .label("black")
+            .map(|l| l.color.clone())
+            .unwrap_or_default();
+        let mut out = vec![QubeInfo {
+            name: crate::ADMIN_NAME.into(),
+            class: Class::AdminVM.to_string(),
+            state: "Running".into(),
+            label: "black".into(),
+            color: black,
+            template: None,
+            netvm: None,
+        }];
+        for (n, q) in &m.qubes {
+            out.push(QubeInfo {
+                name: n.to_string(),
+                class: q.class.to_string(),
+                state: format!("{:?}", self.state_of(n)),
+                label: q.label.clone(),
+                color: m
+                    .label(&q.label)
+                    .map(|l| l.color.clone())
+                    .unwrap_or_default(),
+                template: q.template.as_ref().map(|t| t.to_string()),
+                netvm: m.effective_netvm(n).map(|t| t.to_string()),
+            });
+        }
+        out
+    }
+
+    /// Creates a qube. A TemplateVM gets an empty `host`-style root; a StandaloneVM created
+    /// with a template gets a copy of that template's root.
+    pub fn create(
+        &self,
+        name: &str,
+        class: &str,
+        template: Option<&str>,
+        label: &str,
+        netvm: Option<&str>,
+    ) -> Result<()> {
+        let name = parse_name(name)?;
+        let class: Class = class.parse()?;
+        let template = template.map(parse_name).transpose()?;
+        let mut store = self.store.lock().unwrap();
+        let (record_template, copy_from) = match class {
+            Class::StandaloneVM => {
+                let src = match &template {
+                    Some(t) => {
+                        let tq = store.model().get(t.as_str())?;
+                        if !matches!(tq.class, Class::TemplateVM | Class::StandaloneVM) {
+                            return Err(ModelError::Invalid(format!(
+                                "a standalone copies a TemplateVM or StandaloneVM; {t} is a {}",
+                                tq.class
+                            ))
+                            .into());
+                        }
+                        Some(store.volume_dir(tq.qid).join("root"))
+                    }
+                    None => None,
+                };
+                (None, src)
+            }
+            _ => (template, None),
+        };
+        let mut probe = store.model().clone();
+        let qid = probe
+            .create(name.clone(), class, record_template.clone(), label)?
+            .qid;
+        if let Some(n) = netvm {
+            probe.set_pref(name.as_str(), "netvm", n)?;
+        }
+        probe.validate()?;
+        // Volumes first (an unreferenced volume is collected at the next open), then record.
+        let vol = store.volume_dir(qid);
+        if matches!(class, Class::TemplateVM | Class::StandaloneVM) {
+            match copy_from {
+                Some(src) => {
+                    fs::create_dir_all(&vol).map_err(|e| StoreError::Io {
+                        path: vol.clone(),
+                        source: e,
+                    })?;
+                    crate::store::copy_tree_durably(&src, &vol.join("root"))?;
+                }
+                None => self.backend.init_template_root(&vol.join("root"))?,
+            }
+        }
+        store.update(|m| {
+            m.create(name.clone(), class, record_template, label)?;
+            if let Some(n) = netvm {
+                m.set_pref(name.as_str(), "netvm", n)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn halted(&self, name: &str) -> Result<QubeName> {
+        let n = parse_name(name)?;
+        if self.state_of(&n) != PowerState::Halted {
+            return Err(ManagerError::State(format!(
+                "{name} is running; shut it down first"
+            )));
+        }
+        Ok(n)
+    }
+
+    pub fn clone_qube(&self, src: &str, dst: &str) -> Result<()> {
+        let dst = parse_name(dst)?;
+        let mut store = self.store.lock().unwrap();
+        store.model().get(src)?;
+        self.halted(src)?;
+        store.clone_qube(src, dst)?;
+        Ok(())
+    }
+
+    pub fn rename(&self, old: &str, new: &str) -> Result<()> {
+        let new = parse_name(new)?;
+        let mut store = self.store.lock().unwrap();
+        store.model().get(old)?;
+        self.halted(old)?;
+        store.update(|m| m.rename(old, new))?;
+        Ok(())
+    }
+
+    /// Removes a qube; refused while it runs or while others depend on it.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let mut store = self.store.lock().unwrap();
+        store.model().get(name)?;
+        self.halted(name)?;
+        store.remove_qube(name)?;
+        Ok(())
+    }
+
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut crate::Model) -> std::result::Result<T, ModelError>,
+    ) -> Result<T> {
+        Ok(self.store.lock().unwrap().update(f)?)
+    }
+
+    fn start_spec(store: &Store, name: &QubeName) -> Result<StartSpec> {
+        let m = store.model();
+        let q = m.get(name.as_str())?;
+        let own = |kind: &str| store.volume_dir(q.qid).join(kind);
+        let (root, home) = match q.class {
+            Class::TemplateVM | Class::StandaloneVM => (
+                VolumeSpec::Persistent(own("root")),
+                VolumeSpec::Persistent(own("private")),
+            ),
+            Class::AppVM => {
+                let t = m.get(q.template.as_ref().expect("validated").as_str())?;
+                (
+                    VolumeSpec::Volatile {
+                        lower: store.volume_dir(t.qid).join("root"),
+                    },
+                    VolumeSpec::Persistent(own("private")),
+                )
+            }
+            Class::DispVM => {
+                let dvm = m.get(q.template.as_ref().expect("validated").as_str())?;
+                let root = match &dvm.template {
+                    Some(t) => store.volume_dir(m.get(t.as_str())?.qid).join("root"),
+                    None => store.volume_dir(dvm.qid).join("root"),
+                };
+                (
+                    VolumeSpec::Volatile { lower: root },
+                    VolumeSpec::Volatile {
+                        lower: store.volume_dir(dvm.qid).join("private"),
+                    },
+                )
+            }
+            Class::AdminVM => {
+                return Err(ManagerError::BadRequest("dom0 cannot be started".into()));
+            }
+        };
+        Ok(StartSpec {
+            name: name.clone(),
+            qid: q.qid,
+            root,
+            home,
+            memory_mb: q.memory,
+            vcpus: q.vcpus,
+        })
+    }
+
+    /// Starts a qube and, first, its netvm chain. Starting a running qube is an error.
+    pub fn start(&self, name: &str) -> Result<()> {
+        let n = parse_name(name)?;
+        let m = self.model();
+        m.get(name)?;
+        if self.state_of(&n) != PowerState::Halted {
+            return Err(ManagerError::Backend(BackendError::AlreadyRunning(
+                name.into(),
+            )));
+        }
+        if let Some(net) = m.effective_netvm(&n)
+            && self.state_of(&net) == PowerState::Halted
+        {
+            self.start(net.as_str())?;
+        }
+        // Hold the store while starting, so a concurrent remove/rename/clone (which check that
+        // the qube is halted under the same lock) cannot pull its volumes away mid-start.
+        let store = self.store.lock().unwrap();
+        let spec = Self::start_spec(&store, &n)?;
+        self.backend.start(&spec)?;
+        Ok(())
+    }
+
+    fn ensure_running(&self, n: &QubeName) -> Result<()> {
+        match self.state_of(n) {
+            PowerState::Running => Ok(()),
+            PowerState::Paused => Err(ManagerError::Backend(BackendError::Paused(n.to_string()))),
+            PowerState::Halted => match self.start(n.as_str()) {
+                Err(ManagerError::Backend(BackendError::AlreadyRunning(_))) => Ok(()),
+                r => r,
+            },
+        }
+    }
+
+    /// Shuts a qube down (timeout, then kill). With `wait: false` it returns at once and the
+    /// shutdown completes in the background.
+    pub fn shutdown(self: &Arc<Self>, name: &str, wait: bool, timeout: Duration) -> Result<()> {
+        let n = parse_name(name)?;
+        self.model().get(name)?;
+        if self.state_of(&n) == PowerState::Halted {
+            return Err(ManagerError::Backend(BackendError::NotRunning(name.into())));
+        }
+        if wait {
+            self.backend.shutdown(&n, timeout)?;
+        } else {
+            let me = Arc::clone(self);
+            std::thread::spawn(move || {
+                let _ = me.backend.shutdown(&n, timeout);
+            });
+        }
+        Ok(())
+    }
+
+    pub fn kill(&self, name: &str) -> Result<()> {
+        let n = parse_name(name)?;
+        self.model().get(name)?;
+        Ok(self.backend.kill(&n)?)
+    }
+
+    pub fn pause(&self, name: &str) -> Result<()> {
+        let n = parse_name(name)?;
+        self.model().get(name)?;
+        Ok(self.backend.pause(&n)?)
+    }
+
+    pub fn unpause(&self, name: &str) -> Result<()> {
+        let n = parse_name(name)?;
+        self.model().get(name)?;
+        Ok(self.backend.unpause(&n)?)
+    }
+
+    /// Runs `argv` in `name`, starting it if needed. Returns the process (as seen from here).
+    pub fn run(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdio: Stdio3,
+        extra_fds: Vec<OwnedFd>,
+    ) -> Result<std::process::Child> {
+        let n = parse_name(name)?;
+        self.model().get(name)?;
+        self.ensure_running(&n)?;
+        Ok(self.backend.exec(&n, argv, stdio, extra_fds)?)
+    }
+
+    /// Starts `argv` in `name` (starting the qube if needed) with one end of a new socketpair
+    /// as its fd 3 (`CORRAL_FDS=1` in its environment), and returns the other end with the
+    /// qube's name and label from the store — the GUI channel of decision 2.
+    pub fn spawn_with_channel(&self, name: &str, argv: &[String]) -> Result<AgentChannel> {
+        let n = parse_name(name)?;
+        let label = {
+            let m = self.model();
+            m.label(&m.get(name)?.label)?.clone()
+        };
+        let (ours, theirs) = UnixStream::pair().map_err(|e| BackendError::Io {
+            what: "socketpair".into(),
+            source: e,
+        })?;
+        let child = self.run(name, argv, Stdio3::null(), vec![theirs.into()])?;
+        Ok(AgentChannel {
+            stream: ours,
+            qube: n,
+            label,
+            child,
+        })
+    }
+
+    /// Creates a disposable from `dvm_template` (or the default), starts it and returns its
+    /// name. Destroy it with [`Manager::destroy_dispvm`].
+    pub fn new_dispvm(&self, dvm_template: Option<&str>) -> Result<QubeName> {
+        let m = self.model();
+        let dvm = match dvm_template {
+            Some(t) => parse_name(t)?,
+            None => m.effective_default_dispvm(None).ok_or_else(|| {
+                ManagerError::Store(
+                    ModelError::Invalid(
+                        "no disposable template given and no global default_dispvm set".into(),
+                    )
+                    .into(),
+                )
+            })?,
+        };
+        let label = m.get(dvm.as_str())?.label.clone();
+        let name = {
+            let mut store = self.store.lock().unwrap();
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos()
+                ^ std::process::id();
+            let name = loop {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let cand = parse_name(&format!("disp{}", seed % 9000 + 1000))?;
+                if store.model().get(cand.as_str()).is_err() {
+                    break cand;
+                }
+            };
+            store.update(|m| {
+                m.create(name.clone(), Class::DispVM, Some(dvm.clone()), &label)?;
+                m.set_pref(name.as_str(), "include_in_backups", "False")
+            })?;
+            name
+        };
+        if let Err(e) = self.start(name.as_str()) {
+            let _ = self.store.lock().unwrap().remove_qube(name.as_str());
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// Kills a disposable and removes it and its record.
+    pub fn destroy_dispvm(&self, name: &QubeName) -> Result<()> {
+        if self.state_of(name) != PowerState::Halted {
+            self.backend.kill(name)?;
+        }
+        self.store.lock().unwrap().remove_qube(name.as_str())?;
+        Ok(())
+    }
+
+    /// Builds a Debian TemplateVM `name` with debootstrap (see [`crate::template`]).
+    pub fn install_debian_template(
+        &self,
+        name: &str,
+        suite: Option<&str>,
+        mirror: Option<&str>,
+        label: Option<&str>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        let qname = parse_name(name)?;
+        let label = label.unwrap_or("black");
+        // Check the name and label now, build without holding the store, then write the record.
+        let qid = {
+            let store = self.store.lock().unwrap();
+            let mut probe = store.model().clone();
+            let qid = probe
+                .create(qname.clone(), Class::TemplateVM, None, label)?
+                .qid;
+            probe.validate()?;
+            qid
+        };
+        let root = self.store.lock().unwrap().volume_dir(qid).join("root");
+        if root.exists() {
+            return Err(ManagerError::State(format!(
+                "{} exists: another install is running",
+                root.display()
+            )));
+        }
+        progress(&format!(
+            "debootstrap {} from {}",
+            suite.unwrap_or(crate::template::DEFAULT_SUITE),
+            mirror.unwrap_or(crate::template::DEFAULT_MIRROR)
+        ));
+        crate::template::debootstrap(
+            &root,
+            suite.unwrap_or(crate::template::DEFAULT_SUITE),
+            mirror.unwrap_or(crate::template::DEFAULT_MIRROR),
+            progress,
+        )
+        .map_err(|e| {
+            let _ = crate::store::remove_tree(root.parent().expect("volume dir"));
+            BackendError::Io {
+                what: format!("building template {name}"),
+                source: e,
+            }
+        })?;
+        let mut store = self.store.lock().unwrap();
+        let r = store.update(|m| {
+            let q = m.create(qname.clone(), Class::TemplateVM, None, label)?;
+            if q.qid != qid {
+                return Err(ModelError::Invalid(format!(
+                    "{name}: the store changed during the install; try again"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            let _ = crate::store::remove_tree(&store.volume_dir(qid));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Stops every qube (the manager is going away).
+    pub fn stop_all(&self) {
+        self.backend.stop_all();
+        let disp: Vec<String> = self
+            .model()
+            .qubes
+            .iter()
+            .filter(|(_, q)| q.class == Class::DispVM)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let mut store = self.store.lock().unwrap();
+        for n in disp {
+            let _ = store.remove_qube(&n);
+        }
+    }
+
+    /// Starts qubes marked autostart; returns the failures.
+    pub fn autostart(&self) -> Vec<(String, ManagerError)> {
+        let m = self.model();
+        let mut errs = Vec::new();
+        for (n, q) in &m.qubes {
+            if q.autostart
+                && self.state_of(n) == PowerState::Halted
+                && let Err(e) = self.start(n.as_str())
+            {
+                errs.push((n.to_string(), e));
+            }
+        }
+        errs
+    }
+
+    /// Handles one request; `fds` are those sent with it.
+    pub fn handle(self: &Arc<Self>, req: Request, mut fds: Vec<OwnedFd>) -> Result<Value> {
+        match req {
+            Request::List => Ok(serde_json::to_value(self.list()).expect("serialisable")),
+            Request::Create {
+                name,
+                class,
+                template,
+                label,
+                netvm,
+            } => {
+                self.create(&name, &class, template.as_deref(), &label, netvm.as_deref())?;
+                Ok(Value::Null)
+            }
+            Request::Clone { src, dst } => self.clone_qube(&src, &dst).map(|_| Value::Null),
+            Request::Rename { old, new } => self.rename(&old, &new).map(|_| Value::Null),
+            Request::Remove { name } => self.remove(&name).map(|_| Value::Null),
+            Request::Prefs { name, key, value } => match (key, value) {
+                (None, _) => Ok(to_json(&self.model().prefs(&name)?)),
+                (Some(k), None) => Ok(to_json(&vec![self.model().pref(&name, &k)?])),
+                (Some(k), Some(v)) => self
+                    .update(|m| m.set_pref(&name, &k, &v))
+                    .map(|_| Value::Null),
+            },
+            Request::Features {
+                name,
+                key,
+                value,
+                delete,
+            } => match (key, value, delete) {
+                (None, _, _) => Ok(to_json(&self.model().get(&name)?.features)),
+                (Some(k), None, true) => self
+                    .update(|m| m.set_feature(&name, &k, None))
+                    .map(|_| Value::Null),
+                (Some(k), None, false) => {
+                    let m = self.model();
+                    let v = m
+                        .get(&name)?
+                        .features
+                        .get(&k)
+                        .cloned()
+                        .ok_or(ModelError::NoSuchFeature(k))?;
+                    Ok(Value::String(v))
+                }
+                (Some(k), Some(v), _) => self
+                    .update(|m| m.set_feature(&name, &k, Some(&v)))
+                    .map(|_| Value::Null),
+            },
+            Request::Globals { key, value } => match (key, value) {
+                (None, _) => Ok(to_json(&self.model().global_prefs())),
+                (Some(k), None) => {
+                    let rows = self.model().global_prefs();
+                    let row: Vec<_> = rows.into_iter().filter(|r| r.key == k).collect();
+                    if row.is_empty() {
+                        return Err(ModelError::NoSuchProperty(k).into());
+                    }
+                    Ok(to_json(&row))
+                }
+                (Some(k), Some(v)) => self.update(|m| m.set_global(&k, &v)).map(|_| Value::Null),
+            },
+            Request::TemplateInstall {
+                name,
+                suite,
+                mirror,
+                label,
+            } => self
+                .install_debian_template(
+                    &name,
+                    suite.as_deref(),
+                    mirror.as_deref(),
+                    label.as_deref(),
+                    &mut |_| {},
+                )
+                .map(|_| Value::Null),
+            Request::Labels => Ok(to_json(&self.model().labels)),
+            Request::AddLabel { name, color } => self
+                .update(|m| m.add_label(&name, &color).map(|_| ()))
+                .map(|_| Value::Null),
+            Request::Start { name } => self.start(&name).map(|_| Value::Null),
+            Request::Shutdown {
+                name,
+                wait,
+                timeout_s,
+            } => {
+                let t = timeout_s
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+                self.shutdown(&name, wait, t).map(|_| Value::Null)
+            }
+            Request::Kill { name } => self.kill(&name).map(|_| Value::Null),
+            Request::Pause { name } => self.pause(&name).map(|_| Value::Null),
+            Request::Unpause { name } => self.unpause(&name).map(|_| Value::Null),
+            Request::Run {
+                name,
+                dispvm,
+                argv,
+                pass_io,
+            } => {
+                if argv.is_empty() {
+                    return Err(ManagerError::BadRequest("no command given".into()));
+                }
+                let stdio = if pass_io {
+                    if fds.len() != 3 {
+                        return Err(ManagerError::BadRequest(
+                            "run with pass_io needs 3 fds (stdin, stdout, stderr)".into(),
+                        ));
+                    }
+                    let stderr = fds.pop();
+                    let stdout = fds.pop();
+                    let stdin = fds.pop();
+                    Stdio3 {
+                        stdin,
+                        stdout,
+                        stderr,
+                    }
+                } else {
+                    Stdio3::null()
+                };
+                let (qube, disposable) = match (name, dispvm) {
+                    (Some(n), false) => (parse_name(&n)?, false),
+                    (t, true) => (self.new_dispvm(t.as_deref())?, true),
+                    (None, false) => {
+                        return Err(ManagerError::BadRequest(
+                            "run: give a qube name, or dispvm".into(),
+                        ));
+                    }
+                };
+                let child = match self.run(qube.as_str(), &argv, stdio, Vec::new()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if disposable {
+                            let _ = self.destroy_dispvm(&qube);
+                        }
+                        return Err(e);
+                    }
+                };
+                let qube_name = qube.to_string();
+                let me = Arc::clone(self);
+                let wait = move |mut child: std::process::Child| {
+                    let st = child.wait();
+                    if disposable {
+                        let _ = me.destroy_dispvm(&qube);
+                    }
+                    st
+                };
+                if pass_io {
+                    let st = wait(child).map_err(|e| BackendError::Io {
+                        what: "waiting".into(),
+                        source: e,
+                    })?;
+                    let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+                    Ok(json!({ "exit": code, "qube": qube_name }))
+                } else {
+                    std::thread::spawn(move || wait(child));
+                    Ok(json!({ "qube": qube_name }))
+                }
+            }
+        }
+    }
+
+    /// Serves the admin API on `listener`, one thread per client (at most [`MAX_CLIENTS`]),
+    /// until the listener fails.
+    pub fn serve(self: &Arc<Self>, listener: UnixListener) -> io::Result<()> {
+        let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for conn in listener.incoming() {
+            let conn = conn?;
+            if clients.load(std::sync::atomic::Ordering::SeqCst) >= MAX_CLIENTS {
+                let _ = api::send_line(
+                    &conn,
+                    &Reply::Error(ErrorReply {
+                        kind: "busy".into(),
+                        message: "too many clients".into(),
+                    }),
+                    &[],
+                );
+                continue;
+            }
+            clients.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let me = Arc::clone(self);
+            let count = Arc::clone(&clients);
+            std::thread::spawn(move || {
+                me.serve_client(conn);
+                count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        Ok(())
+    }
+
+    fn serve_client(self: &Arc<Self>, conn: UnixStream) {
+        let mut reader = api::LineReader::new();
+        loop {
+            let (line, fds) = match reader.read_line(&conn, api::MAX_REQUEST) {
+                Ok(Some(x)) => x,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = api::send_line(
+                        &conn,
+                        &Reply::Error(ErrorReply {
+                            kind: "bad-request".into(),
+                            message: e.to_string(),
+                        }),
+                        &[],
+                    );
+                    return;
+                }
+            };
+            let reply = match serde_json::from_slice::<Request>(&line) {
+                Err(e) => Reply::Error(ErrorReply {
+                    kind: "bad-request".into(),
+                    message: format!("bad request: {e}"),
+                }),
+                Ok(Request::TemplateInstall {
+                    name,
+                    suite,
+                    mirror,
+                    label,
+                }) => {
+                    let mut progress = |p: &str| {
+                        let _ = api::send_line(&conn, &Reply::Progress(p.to_owned()), &[]);
+                    };
+                    match self.install_debian_template(
+                        &name,
+                        suite.as_deref(),
+                        mirror.as_deref(),
+                        label.as_deref(),
+                        &mut progress,
+                    ) {
+                        Ok(()) => Reply::Ok(Value::Null),
+                        Err(e) => Reply::Error(e.reply()),
+                    }
+                }
+                Ok(req) => match self.handle(req, fds) {
+                    Ok(v) => Reply::Ok(v),
+                    Err(e) => Reply::Error(e.reply()),
+                },
+            };
+            if api::send_line(&conn, &reply, &[]).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Binds the admin socket (mode 0600 directory), replacing a stale one but refusing to
+    /// replace a live one.
+    pub fn bind(path: &Path) -> io::Result<UnixListener> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use by a running manager", path.display()),
+                ));
+            }
+            fs::remove_file(path)?;
+        }
+        UnixListener::bind(path)
+    }
+}
+
+/// A client of the admin API.
+#[derive(Debug)]
+pub struct Client {
+    sock: UnixStream,
+    reader: api::LineReader,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> io::Result<Client> {
+        Ok(Client {
+            sock: UnixStream::connect(path)?,
+            reader: api::LineReader::new(),
+        })
+    }
+
+    /// Sends `req` (with `fds`) and reads the reply.
+    pub fn call(
+        &mut self,
+        req: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> io::Result<Reply> {
+        self.call_with_progress(req, fds, &mut |_| {})
+    }
+
+    /// Like [`Client::call`], passing `progress` replies to `on_progress`.
+    pub fn call_with_progress(
+        &mut self,
+        req: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+        on_progress: &mut dyn FnMut(&str),
+    ) -> io::Result<Reply> {
+        api::send_line(&self.sock, req, fds)?;
+        loop {
+            match self.read_reply()? {
+                Reply::Progress(p) => on_progress(&p),
+                r => return Ok(r),
+            }
+        }
+    }
+
+    fn read_reply(&mut self) -> io::Result<Reply> {
+        let (line, _) = self
+            .reader
+            .read_line(&self.sock, api::MAX_REPLY)?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the manager closed the connection",
+                )
+            })?;
+        serde_json::from_slice(&line).map_err(io::Error::other)
+    }
+
+    /// The raw socket (for tests).
+    pub fn socket(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("model types always serialise")
+}

@@ -1,0 +1,732 @@
+//! The `sandbox` backend: each qube is a bubblewrap sandbox (user, mount, pid, ipc, uts, net and
+//! cgroup namespaces) with an overlay root, placed in its own cgroup v2 group when one can be
+//! made (stop, kill and pause act on the whole group; no process escapes it).
+//!
+//! Start, for a qube `q`:
+//! 1. `RUNTIME/qubes/q/` is made fresh: `root/` (mount point), `upper/`+`work/` (volatile root
+//!    layer), `home-upper/`+`home-work/`, `home/` (disposable home).
+//! 2. We fork; in the child, before exec: join the cgroup, `unshare(CLONE_NEWNS)`, make `/`
+//!    private and mount the overlays. The overlays therefore exist only in that child's mount
+//!    namespace and vanish with its last process, even if the manager is killed.
+//! 3. The child execs `bwrap`, which binds that root as `/`, host `/usr` read-only when the
+//!    template has none, a fresh `/proc`, a minimal `/dev`, a tmpfs `/tmp`, the home volume at
+//!    `/home/user`, and runs `sleep infinity` as the qube's idle process (bwrap is its pid 1).
+//!
+//! Commands run in a started qube through `nsenter` into the namespaces of that pid 1, joined to
+//! the qube's cgroup first.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::QubeName;
+use crate::backend::{Backend, BackendError, PowerState, StartSpec, Stdio3, VolumeSpec};
+
+/// The uid and gid of the qube's user inside its user namespace.
+pub const QUBE_UID: u32 = 1000;
+/// How long a start may take before it is called failed.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BackendError {
+    let what = what.into();
+    move |source| BackendError::Io { what, source }
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("paths we build have no NUL")
+}
+
+/// Unblocks every signal and restores the default action of the stop signals, so a qube's
+/// processes do not inherit the manager's signal mask (it blocks SIGTERM/SIGINT to handle them
+/// in one thread) or a shell's ignored SIGINT/SIGQUIT. Called between fork and exec.
+///
+/// # Safety
+/// Only async-signal-safe calls; to be called in a `pre_exec` closure.
+pub(crate) unsafe fn reset_signals() {
+    // SAFETY: sigemptyset/pthread_sigmask/signal on a local set; all async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+/// Finds a writable cgroup v2 hierarchy (pure v2 or the `unified` part of a hybrid setup).
+fn find_cgroup2() -> Option<PathBuf> {
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let b = Path::new(base);
+        if b.join("cgroup.procs").exists() && b.join("cgroup.subtree_control").exists() {
+            let probe = b.join("corral");
+            if fs::create_dir_all(&probe).is_ok() {
+                return Some(probe);
+            }
+        }
+    }
+    None
+}
+
+#[derive(Debug)]
+struct Running {
+    /// Host pid of bwrap's pid 1 in the qube's pid namespace.
+    init_pid: i32,
+    /// Host pid of the outer bwrap (in our extra user namespace when unprivileged).
+    outer_pid: i32,
+    cgroup: Option<PathBuf>,
+    dir: PathBuf,
+    paused: Mutex<bool>,
+    /// Set by the waiter thread when the sandbox has exited.
+    exited: Mutex<Option<String>>,
+    exited_cv: Condvar,
+}
+
+impl Running {
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        let g = self.exited.lock().unwrap();
+        let (g, _) = self
+            .exited_cv
+            .wait_timeout_while(g, timeout, |e| e.is_none())
+            .unwrap();
+        g.is_some()
+    }
+
+    fn signal_all(&self, sig: i32) {
+        if let Some(cg) = &self.cgroup {
+            if sig == libc::SIGKILL && fs::write(cg.join("cgroup.kill"), "1").is_ok() {
+                return;
+            }
+            for pid in cgroup_pids(cg) {
+                // SAFETY: kill(2) with a pid read from our own cgroup; no memory is involved.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+        // Killing pid 1 of the namespace kills every process in it.
+        // SAFETY: as above.
+        unsafe { libc::kill(self.init_pid, sig) };
+    }
+}
+
+fn cgroup_pids(cg: &Path) -> Vec<i32> {
+    fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The sandbox backend.
+#[derive(Debug)]
+pub struct SandboxBackend {
+    runtime: PathBuf,
+    cgroup_base: Option<PathBuf>,
+    running: Arc<Mutex<HashMap<QubeName, Arc<Running>>>>,
+}
+
+impl SandboxBackend {
+    /// A backend keeping its per-qube state under `runtime` (`$XDG_RUNTIME_DIR/corral`).
+    /// Kills what a previous manager on the same runtime dir left running.
+    pub fn new(runtime: &Path) -> Result<SandboxBackend, BackendError> {
+        let qubes = runtime.join("qubes");
+        fs::create_dir_all(&qubes).map_err(io_err(qubes.display().to_string()))?;
+        // One cgroup directory per runtime dir, so managers for different users or tests do not
+        // touch each other's qubes.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in runtime.as_os_str().as_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+        }
+        let cgroup_base = find_cgroup2()
+            .map(|b| b.join(format!("{h:016x}")))
+            .filter(|d| fs::create_dir_all(d).is_ok());
+        let b = SandboxBackend {
+            runtime: runtime.to_owned(),
+            cgroup_base,
+            running: Arc::new(Mutex::new(HashMap::new())),
+        };
+        b.reap_leftovers();
+        Ok(b)
+    }
+
+    /// Whether qubes get a cgroup (needed for pause and for the strongest stop).
+    pub fn has_cgroups(&self) -> bool {
+        self.cgroup_base.is_some()
+    }
+
+    fn reap_leftovers(&self) {
+        if let Some(base) = &self.cgroup_base
+            && let Ok(rd) = fs::read_dir(base)
+        {
+            for e in rd.flatten() {
+                let cg = e.path();
+                if cg.is_dir() {
+                    let _ = fs::write(cg.join("cgroup.freeze"), "0");
+                    let _ = fs::write(cg.join("cgroup.kill"), "1");
+                    wait_cgroup_empty(&cg, Duration::from_secs(5));
+                    let _ = fs::remove_dir(&cg);
+                }
+            }
+        }
+        // Without cgroups (unprivileged): find the sandboxes by their bwrap command line, which
+        // names this runtime directory, and kill pid 1 of each (the kernel kills the rest of
+        // its pid namespace).
+        let marker = format!("{}/qubes/", self.runtime.display());
+        if let Ok(rd) = fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd);
+                if cmd.starts_with("bwrap\0") && cmd.contains(&marker) {
+                    for p1 in children(pid) {
+                        // SAFETY: kill(2); no memory involved.
+                        unsafe { libc::kill(p1, libc::SIGKILL) };
+                    }
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(self.runtime.join("qubes")) {
+            for e in rd.flatten() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    fn get(&self, name: &QubeName) -> Result<Arc<Running>, BackendError> {
+        self.running
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BackendError::NotRunning(name.to_string()))
+    }
+
+    fn finish(
+        &self,
+        name: &QubeName,
+        r: &Arc<Running>,
+        timeout: Duration,
+    ) -> Result<(), BackendError> {
+        if !r.wait_exit(timeout) {
+            return Err(BackendError::Failed(format!(
+                "{name}: sandbox did not exit within {timeout:?} of being killed"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn wait_cgroup_empty(cg: &Path, timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    loop {
+        let events = fs::read_to_string(cg.join("cgroup.events")).unwrap_or_default();
+        if events.contains("populated 0") || !cg.exists() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Makes the skeleton of a host-style template root: the directories a Debian system has,
+/// `/bin` etc. as links into `/usr` (the host's, bound read-only at start), and a user.
+pub fn host_root_skeleton(root: &Path) -> io::Result<()> {
+    for d in [
+        "etc",
+        "home/user",
+        "root",
+        "run",
+        "tmp",
+        "var/tmp",
+        "var/lib",
+        "opt",
+        "srv",
+        "mnt",
+        "media",
+    ] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        let p = root.join(link);
+        if fs::symlink_metadata(&p).is_err() {
+            std::os::unix::fs::symlink(to, p)?;
+        }
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:{QUBE_UID}:{QUBE_UID}:user:/home/user:/bin/bash\n"
+        ),
+    )?;
+    fs::write(
+        root.join("etc/group"),
+        format!("root:x:0:\nuser:x:{QUBE_UID}:\n"),
+    )?;
+    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n")?;
+    Ok(())
+}
+
+impl Backend for SandboxBackend {
+    fn kind(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn init_template_root(&self, root: &Path) -> Result<(), BackendError> {
+        host_root_skeleton(root).map_err(io_err(root.display().to_string()))
+    }
+
+    fn start(&self, spec: &StartSpec) -> Result<(), BackendError> {
+        let name = &spec.name;
+        let mut running = self.running.lock().unwrap();
+        if running.contains_key(name) {
+            return Err(BackendError::AlreadyRunning(name.to_string()));
+        }
+        let dir = self.runtime.join("qubes").join(name.as_str());
+        let _ = fs::remove_dir_all(&dir);
+        for d in ["root", "upper", "work", "home", "home-upper", "home-work"] {
+            fs::create_dir_all(dir.join(d)).map_err(io_err(dir.display().to_string()))?;
+        }
+        // The overlays to mount in the child's private mount namespace.
+        let mut overlays: Vec<(CString, CString)> = Vec::new();
+        let overlay = |lower: &Path, upper: &Path, work: &Path| {
+            CString::new(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            ))
+            .expect("no NUL")
+        };
+        let (root_path, root_tree) = match &spec.root {
+            VolumeSpec::Persistent(p) => (p.clone(), p.clone()),
+            VolumeSpec::Volatile { lower } => {
+                overlays.push((
+                    cstr(&dir.join("root")),
+                    overlay(lower, &dir.join("upper"), &dir.join("work")),
+                ));
+                (dir.join("root"), lower.clone())
+            }
+            VolumeSpec::Empty => {
+                host_root_skeleton(&dir.join("root")).map_err(io_err("root skeleton"))?;
+                (dir.join("root"), dir.join("root"))
+            }
+        };
+        let home_path = match &spec.home {
+            VolumeSpec::Persistent(p) => {
+                fs::create_dir_all(p).map_err(io_err(p.display().to_string()))?;
+                p.clone()
+            }
+            VolumeSpec::Volatile { lower } => {
+                fs::create_dir_all(lower).map_err(io_err(lower.display().to_string()))?;
+                overlays.push((
+                    cstr(&dir.join("home")),
+                    overlay(lower, &dir.join("home-upper"), &dir.join("home-work")),
+                ));
+                dir.join("home")
+            }
+            VolumeSpec::Empty => dir.join("home"),
+        };
+        let cgroup = match &self.cgroup_base {
+            Some(base) => {
+                let cg = base.join(name.as_str());
+                let _ = fs::remove_dir(&cg);
+                fs::create_dir_all(&cg).map_err(io_err(cg.display().to_string()))?;
+                Some(cg)
+            }
+            None => None,
+        };
+        let mut cmd = Command::new("bwrap");
+        cmd.env_clear().env("PATH", PATH);
+        cmd.args([
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-net",
+            "--unshare-cgroup-try",
+        ]);
+        cmd.args([
+            "--uid",
+            &QUBE_UID.to_string(),
+            "--gid",
+            &QUBE_UID.to_string(),
+        ]);
+        cmd.args(["--hostname", name.as_str()]);
+        cmd.arg("--bind").arg(&root_path).arg("/");
+        if !root_tree.join("usr/bin").is_dir() {
+            cmd.args(["--ro-bind", "/usr", "/usr"]);
+        }
+        cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        cmd.arg("--bind").arg(&home_path).arg("/home/user");
+        cmd.args([
+            "--chdir",
+            "/home/user",
+            "--new-session",
+            "--",
+            "sleep",
+            "infinity",
+        ]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        let log = dir.join("bwrap.log");
+        cmd.stderr(fs::File::create(&log).map_err(io_err(log.display().to_string()))?);
+        let procs = cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
+        // Without root, the overlay needs a user namespace of its own (kernel >= 5.11): the
+        // child maps its uid to 0 there, mounts, and bwrap nests the qube's namespace inside.
+        let unprivileged = !rustix::process::geteuid().is_root();
+        let uid_map = format!("0 {} 1", rustix::process::geteuid().as_raw()).into_bytes();
+        let gid_map = format!("0 {} 1", rustix::process::getegid().as_raw()).into_bytes();
+        let c_uid_map = CString::new("/proc/self/uid_map").expect("no NUL");
+        let c_gid_map = CString::new("/proc/self/gid_map").expect("no NUL");
+        let c_setgroups = CString::new("/proc/self/setgroups").expect("no NUL");
+        let c_overlay = CString::new("overlay").expect("no NUL");
+        let c_root = CString::new("/").expect("no NUL");
+        // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+        // (sigprocmask, signal, prctl, open, write, close, unshare, mount) on C strings built before the fork; it does not
+        // allocate, lock or touch shared state.
+        unsafe {
+            cmd.pre_exec(move || {
+                reset_signals();
+                // No setuid binary in a qube can gain privileges (bwrap sets this for its own
+                // children; processes entered with nsenter need it too).
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(p) = &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
+                let flags = if unprivileged {
+                    libc::CLONE_NEWUSER | libc::CLONE_NEWNS
+                } else {
+                    libc::CLONE_NEWNS
+                };
+                if libc::unshare(flags) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if unprivileged {
+                    for (path, data) in [
+                        (&c_setgroups, &b"deny"[..]),
+                        (&c_uid_map, &uid_map[..]),
+                        (&c_gid_map, &gid_map[..]),
+                    ] {
+                        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd < 0
+                            || libc::write(fd, data.as_ptr().cast(), data.len())
+                                != data.len() as isize
+                        {
+                            return Err(io::Error::last_os_error());
+                        }
+                        libc::close(fd);
+                    }
+                }
+                if libc::mount(
+                    std::ptr::null(),
+                    c_root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                for (target, opts) in &overlays {
+                    if libc::mount(
+                        c_overlay.as_ptr(),
+                        target.as_ptr(),
+                        c_overlay.as_ptr(),
+                        0,
+                        opts.as_ptr().cast(),
+                    ) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(io_err(format!("{name}: starting bwrap")))?;
+        let outer = child.id() as i32;
+        // Ready when bwrap's pid 1 has started the idle process.
+        let t0 = Instant::now();
+        let init_pid = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                let msg = fs::read_to_string(&log).unwrap_or_default();
+                if let Some(cg) = &cgroup {
+                    let _ = fs::remove_dir(cg);
+                }
+                let _ = fs::remove_dir_all(&dir);
+                return Err(BackendError::Failed(format!(
+                    "{name}: sandbox exited at start ({st}): {}",
+                    msg.trim()
+                )));
+            }
+            if let Some(&p1) = children(outer).first()
+                && let Some(&idle) = children(p1).first()
+                && fs::read_to_string(format!("/proc/{idle}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            {
+                break p1;
+            }
+            if t0.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                return Err(BackendError::Failed(format!(
+                    "{name}: sandbox not ready in {START_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        };
+        let r = Arc::new(Running {
+            init_pid,
+            outer_pid: outer,
+            cgroup: cgroup.clone(),
+            dir: dir.clone(),
+            paused: Mutex::new(false),
+            exited: Mutex::new(None),
+            exited_cv: Condvar::new(),
+        });
+        running.insert(name.clone(), r.clone());
+        drop(running);
+        let name2 = name.clone();
+        let registry = Arc::clone(&self.running);
+        std::thread::Builder::new()
+            .name(format!("qube-{name}"))
+            .spawn(move || {
+                let st = child.wait();
+                // The sandbox's pid 1 is gone, so the kernel killed its pid namespace; make sure
+                // nothing joined to the cgroup outlives it, then drop the volatile layers.
+                if let Some(cg) = &r.cgroup {
+                    let _ = fs::write(cg.join("cgroup.freeze"), "0");
+                    let _ = fs::write(cg.join("cgroup.kill"), "1");
+                    wait_cgroup_empty(cg, Duration::from_secs(10));
+                    let _ = fs::remove_dir(cg);
+                }
+                let _ = fs::remove_dir_all(&r.dir);
+                {
+                    let mut map = registry.lock().unwrap();
+                    if map.get(&name2).is_some_and(|cur| Arc::ptr_eq(cur, &r)) {
+                        map.remove(&name2);
+                    }
+                }
+                *r.exited.lock().unwrap() = Some(format!("{st:?}"));
+                r.exited_cv.notify_all();
+            })
+            .map_err(io_err("spawning the waiter thread"))?;
+        Ok(())
+    }
+
+    fn state(&self, name: &QubeName) -> PowerState {
+        match self.running.lock().unwrap().get(name) {
+            None => PowerState::Halted,
+            Some(r) if *r.paused.lock().unwrap() => PowerState::Paused,
+            Some(_) => PowerState::Running,
+        }
+    }
+
+    fn shutdown(&self, name: &QubeName, timeout: Duration) -> Result<(), BackendError> {
+        let r = self.get(name)?;
+        if *r.paused.lock().unwrap() {
+            self.unpause(name)?;
+        }
+        r.signal_all(libc::SIGTERM);
+        if r.wait_exit(timeout) {
+            return Ok(());
+        }
+        r.signal_all(libc::SIGKILL);
+        self.finish(name, &r, Duration::from_secs(10))
+    }
+
+    fn kill(&self, name: &QubeName) -> Result<(), BackendError> {
+        let r = self.get(name)?;
+        r.signal_all(libc::SIGKILL);
+        if let Some(cg) = &r.cgroup {
+            // A frozen group cannot die; thaw it after the kill was requested.
+            let _ = fs::write(cg.join("cgroup.freeze"), "0");
+        }
+        *r.paused.lock().unwrap() = false;
+        self.finish(name, &r, Duration::from_secs(10))
+    }
+
+    fn pause(&self, name: &QubeName) -> Result<(), BackendError> {
+        let r = self.get(name)?;
+        let cg = r.cgroup.as_ref().ok_or_else(|| {
+            BackendError::Unsupported("pause needs a writable cgroup v2 hierarchy".into())
+        })?;
+        fs::write(cg.join("cgroup.freeze"), "1").map_err(io_err("cgroup.freeze"))?;
+        let t0 = Instant::now();
+        while !fs::read_to_string(cg.join("cgroup.events"))
+            .unwrap_or_default()
+            .contains("frozen 1")
+        {
+            if t0.elapsed() > Duration::from_secs(5) {
+                return Err(BackendError::Failed(format!(
+                    "{name}: did not freeze in 5 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        *r.paused.lock().unwrap() = true;
+        Ok(())
+    }
+
+    fn unpause(&self, name: &QubeName) -> Result<(), BackendError> {
+        let r = self.get(name)?;
+        let cg = r.cgroup.as_ref().ok_or_else(|| {
+            BackendError::Unsupported("pause needs a writable cgroup v2 hierarchy".into())
+        })?;
+        fs::write(cg.join("cgroup.freeze"), "0").map_err(io_err("cgroup.freeze"))?;
+        *r.paused.lock().unwrap() = false;
+        Ok(())
+    }
+
+    fn exec(
+        &self,
+        name: &QubeName,
+        argv: &[String],
+        stdio: Stdio3,
+        extra_fds: Vec<OwnedFd>,
+    ) -> Result<Child, BackendError> {
+        let r = self.get(name)?;
+        if *r.paused.lock().unwrap() {
+            return Err(BackendError::Paused(name.to_string()));
+        }
+        if argv.is_empty() {
+            return Err(BackendError::Failed("no command given".into()));
+        }
+        let mut cmd = Command::new("nsenter");
+        cmd.env_clear()
+            .env("PATH", PATH)
+            .env("HOME", "/home/user")
+            .env("USER", "user")
+            .env("LANG", "C.UTF-8");
+        if rustix::process::geteuid().is_root() {
+            cmd.arg(format!("--target={}", r.init_pid));
+            cmd.args([
+                "--user", "--mount", "--pid", "--ipc", "--uts", "--net", "--cgroup", "--root",
+                "--wd",
+            ]);
+            cmd.arg(format!("--setuid={QUBE_UID}"))
+                .arg(format!("--setgid={QUBE_UID}"));
+        } else {
+            // Unprivileged, bwrap made the qube's namespaces (other than the user one) while
+            // in our outer user namespace, so they belong to it: enter that user namespace
+            // first (we own it), then the qube's namespaces, then bwrap's inner user namespace,
+            // keeping our uid (0 outside, mapped to QUBE_UID inside). bwrap denied setgroups
+            // there, so nsenter must not try to set ids. The cgroup namespace is not entered
+            // (it would need CAP_SYS_ADMIN in the init namespace).
+            cmd.arg(format!("--target={}", r.outer_pid));
+            cmd.args(["--user", "--preserve-credentials", "--", "nsenter"]);
+            cmd.arg(format!("--target={}", r.init_pid));
+            cmd.args([
+                "--mount",
+                "--pid",
+                "--ipc",
+                "--uts",
+                "--net",
+                "--root",
+                "--wd",
+                "--",
+                "nsenter",
+                "--target=1",
+                "--user",
+                "--preserve-credentials",
+            ]);
+        }
+        cmd.args(["--", "env", "-C", "/home/user"]);
+        cmd.args(argv);
+        cmd.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from));
+        cmd.stdout(stdio.stdout.map_or_else(Stdio::null, Stdio::from));
+        cmd.stderr(stdio.stderr.map_or_else(Stdio::null, Stdio::from));
+        if !extra_fds.is_empty() {
+            cmd.env("CORRAL_FDS", extra_fds.len().to_string());
+        }
+        let procs = r.cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
+        let raw: Vec<i32> = extra_fds.iter().map(AsRawFd::as_raw_fd).collect();
+        // SAFETY: only async-signal-safe calls (sigprocmask, signal, prctl, open, write, close,
+        // fcntl, dup2) on data
+        // prepared before the fork. The extra fds are first moved above the target range so a
+        // dup2 onto 3.. cannot clobber one not yet moved.
+        unsafe {
+            cmd.pre_exec(move || {
+                reset_signals();
+                // No setuid binary in a qube can gain privileges (bwrap sets this for its own
+                // children; processes entered with nsenter need it too).
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(p) = &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
+                let mut high = [0i32; 16];
+                for (i, &fd) in raw.iter().enumerate().take(16) {
+                    high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                    if high[i] < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                for (i, &fd) in high.iter().enumerate().take(raw.len().min(16)) {
+                    if libc::dup2(fd, 3 + i as i32) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(io_err(format!("{name}: running {}", argv[0])))?;
+        drop(extra_fds);
+        Ok(child)
+    }
+
+    fn stop_all(&self) {
+        let all: Vec<QubeName> = self.running.lock().unwrap().keys().cloned().collect();
+        for name in all {
+            let _ = self.kill(&name);
+        }
+        if let Some(base) = &self.cgroup_base {
+            let _ = fs::remove_dir(base);
+        }
+    }
+}
