@@ -80,6 +80,70 @@ pub struct RunArgs {
     /// Print the Corral GUI protocol version this compositor speaks and exit.
     #[arg(long)]
     pub protocol_version: bool,
+
+    /// The directory of `*.policy` files (Qubes syntax) deciding `corral.ClipboardPaste`; read
+    /// at every paste. [default: the source tree's config/policy.d for a debug build run from
+    /// a checkout, else /etc/corral/policy.d]
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+
+    /// Largest text a qube may copy into the global clipboard, in bytes (256 to 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = corral_protocol::limits::DEFAULT_CLIPBOARD_TEXT_BYTES,
+          value_parser = parse_clipboard_cap)]
+    pub clipboard_text_max: usize,
+
+    /// Largest PNG image a qube may copy into the global clipboard, in bytes (256 to 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::clipboard::DEFAULT_CLIPBOARD_PNG_BYTES,
+          value_parser = parse_clipboard_cap)]
+    pub clipboard_png_max: usize,
+
+    /// How long a qube has to answer Ctrl+Shift+C, in milliseconds; a later answer is dropped.
+    #[arg(long, value_name = "MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub clipboard_timeout_ms: u64,
+
+    /// Keep the global clipboard after a paste (by default one copy pastes once).
+    #[arg(long)]
+    pub clipboard_keep: bool,
+
+    /// Wipe the global clipboard this many seconds after a copy.
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub clipboard_wipe_after: Option<u64>,
+
+    /// Treat `ask` in the paste policy as deny (by default the shortcut counts as the answer to
+    /// `ask`, as in Qubes).
+    #[arg(long)]
+    pub clipboard_ask_denies: bool,
+}
+
+impl RunArgs {
+    /// The global clipboard's settings from the flags.
+    pub fn clipboard_config(&self) -> crate::clipboard::ClipboardConfig {
+        crate::clipboard::ClipboardConfig {
+            policy_dir: self
+                .policy_dir
+                .clone()
+                .unwrap_or_else(crate::clipboard::default_policy_dir),
+            text_max: self.clipboard_text_max,
+            png_max: self.clipboard_png_max,
+            timeout: std::time::Duration::from_millis(self.clipboard_timeout_ms),
+            keep_after_paste: self.clipboard_keep,
+            wipe_after: self
+                .clipboard_wipe_after
+                .map(std::time::Duration::from_secs),
+            ask_is_allow: !self.clipboard_ask_denies,
+        }
+    }
+}
+
+/// A clipboard cap: 256 bytes to the protocol's hard maximum.
+fn parse_clipboard_cap(s: &str) -> Result<usize, String> {
+    let max = corral_protocol::limits::MAX_CLIPBOARD_BYTES;
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (256..=max).contains(n))
+        .ok_or_else(|| format!("{s:?} is not a number of bytes between 256 and {max}"))
 }
 
 /// `corral msg`: talk to a running corral.
@@ -107,6 +171,12 @@ pub enum MsgCommand {
     Qubes,
     /// List the notifications on screen (JSON).
     Notifications,
+    /// The global clipboard's state: source qube, kind, size, age; never the content.
+    Clipboard {
+        /// Print JSON instead of one line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the composited outputs to a PNG file.
     Screenshot { file: PathBuf },
     /// Focus and raise a window (by id from `windows`).

@@ -274,14 +274,8 @@ impl State {
         let focus = self.layout.focus();
         match action {
             Action::None => {}
-            Action::Copy | Action::Paste => {
-                let colour = State::gui_domain_colour();
-                self.notify(
-                    colour,
-                    "Global clipboard".into(),
-                    "not available in this build: the shortcut was not passed to the qube".into(),
-                );
-            }
+            Action::Copy => self.clipboard_copy(),
+            Action::Paste => self.clipboard_paste(),
             Action::Switcher => {
                 self.layout.cycle_focus();
             }

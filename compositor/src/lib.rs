@@ -14,10 +14,12 @@
 //! - [`input`]: keyboard and pointer, focus, reserved shortcuts;
 //! - [`ipc`]: `corral msg`;
 //! - [`notify`]: the trusted layer's notifications;
+//! - [`clipboard`]: the global clipboard (copy, policy-checked paste, wipe);
 //! - [`local`]: GUI-domain apps on a trusted local Wayland socket (framed black).
 
 pub mod backend;
 pub mod cli;
+pub mod clipboard;
 pub mod input;
 pub mod ipc;
 pub mod labels;

@@ -34,7 +34,7 @@ use smithay::wayland::compositor::{
     CompositorClientState, CompositorHandler, CompositorState, get_parent, with_states,
 };
 use smithay::wayland::output::{OutputHandler, OutputManagerState};
-use smithay::wayland::selection::SelectionHandler;
+use smithay::wayland::selection::{SelectionHandler, SelectionSource, SelectionTarget};
 use smithay::wayland::selection::data_device::{
     ClientDndGrabHandler, DataDeviceHandler, DataDeviceState, ServerDndGrabHandler,
     set_data_device_focus,
@@ -420,6 +420,34 @@ impl XdgDecorationHandler for State {
 
 impl SelectionHandler for State {
     type SelectionUserData = ();
+
+    /// A GUI-domain app set the clipboard: remembered for Ctrl+Shift+C on a GUI-domain window.
+    /// Whatever a paste offered the GUI domain before is dropped.
+    fn new_selection(
+        &mut self,
+        ty: SelectionTarget,
+        source: Option<SelectionSource>,
+        _seat: Seat<Self>,
+    ) {
+        if ty == SelectionTarget::Clipboard {
+            self.clipboard.local_client_mimes = source.map(|s| s.mime_types()).unwrap_or_default();
+            self.clipboard.local_offer = None;
+        }
+    }
+
+    /// A GUI-domain app pastes what a Ctrl+Shift+V offered it.
+    fn send_selection(
+        &mut self,
+        ty: SelectionTarget,
+        mime_type: String,
+        fd: std::os::fd::OwnedFd,
+        _seat: Seat<Self>,
+        _user_data: &(),
+    ) {
+        if ty == SelectionTarget::Clipboard {
+            self.send_local_offer(&mime_type, fd);
+        }
+    }
 }
 
 impl DataDeviceHandler for State {

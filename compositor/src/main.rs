@@ -37,6 +37,16 @@ fn msg(args: MsgArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        MsgCommand::Clipboard { json } => {
+            let info: corral::clipboard::ClipboardInfo =
+                serde_json::from_value(client::request(&socket, &Request::Clipboard)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("{}", corral::clipboard::describe(&info));
+            }
+            return Ok(());
+        }
         MsgCommand::Outputs => Request::Outputs,
         MsgCommand::Qubes => Request::Qubes,
         MsgCommand::Notifications => Request::Notifications,

@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         allow_fullscreen: false,
         dev_agent_command: args.dev_agent_command.clone(),
         ipc_socket: args.ipc_socket.clone(),
+        clipboard: args.clipboard_config(),
     };
     let handle = event_loop.handle();
     if let Some(events) = winit_events {
@@ -74,10 +75,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         })
         .collect();
     tracing::info!(
-        "corral running: {} backend, outputs [{}], IPC socket {}",
+        "corral running: {} backend, outputs [{}], IPC socket {}, clipboard policy {}",
         state.backend.name(),
         outputs.join(", "),
-        socket.display()
+        socket.display(),
+        state.clipboard.config.policy_dir.display()
     );
 
     if let Some(name) = &gui_socket {
@@ -146,11 +148,15 @@ fn next_timeout(state: &State) -> Option<Duration> {
     if let Some(t) = state.notifications.next_expiry() {
         consider(t);
     }
+    if let Some(t) = state.clipboard.next_deadline() {
+        consider(t);
+    }
     wake.map(|t| t.saturating_duration_since(now))
 }
 
 /// Work that happens between events: expiring toasts, the attention pulse, drawing.
 fn tick(state: &mut State) {
+    state.clipboard_tick();
     let now = Instant::now();
     if state.notifications.expire(now) {
         state.queue_redraw();

@@ -36,6 +36,7 @@ pub struct Config {
     pub allow_fullscreen: bool,
     pub dev_agent_command: Option<String>,
     pub ipc_socket: Option<PathBuf>,
+    pub clipboard: crate::clipboard::ClipboardConfig,
 }
 
 /// Minimum time between two frames.
@@ -60,6 +61,8 @@ pub struct State {
     pub layout: Layout,
     pub qubes: Qubes,
     pub notifications: Notifications,
+    /// The global clipboard: lives here, in compositor memory, only (decision 6).
+    pub clipboard: crate::clipboard::GlobalClipboard,
     pub input: InputState,
     pub render_cache: RenderCache,
     pub redraw_needed: bool,
@@ -123,6 +126,7 @@ impl State {
             .unwrap_or((0.0, 0.0));
         wayland.sync_outputs(&outputs);
         let layout = Layout::new(config.layout, outputs);
+        let clipboard = crate::clipboard::GlobalClipboard::new(config.clipboard.clone());
         Ok(State {
             handle,
             signal,
@@ -139,6 +143,7 @@ impl State {
             layout,
             qubes: Qubes::default(),
             notifications: Notifications::default(),
+            clipboard,
             input: InputState::new(pointer_start),
             render_cache: RenderCache::default(),
             redraw_needed: true,

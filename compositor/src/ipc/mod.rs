@@ -41,6 +41,8 @@ pub enum Request {
     Qubes,
     /// The notifications shown on the trusted layer now.
     Notifications,
+    /// The global clipboard's state (never its content).
+    Clipboard,
     /// Writes the composited outputs as a PNG to `path` (absolute).
     Screenshot {
         path: PathBuf,

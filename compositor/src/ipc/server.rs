@@ -154,6 +154,9 @@ impl State {
                 qubes.sort_by_key(|q| q.channel);
                 json(serde_json::to_value(qubes))
             }
+            Request::Clipboard => json(serde_json::to_value(
+                self.clipboard.info(std::time::Instant::now()),
+            )),
             Request::Notifications => json(serde_json::to_value(
                 self.notifications
                     .toasts()

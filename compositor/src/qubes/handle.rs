@@ -1,6 +1,6 @@
 //! What the compositor does with each message an agent sent. Everything here already passed the
 //! decoder and the session rules of `corral-protocol`; what is left is policy (P rules of
-//! docs/protocol.md): placement, clamping, focus, attention, fullscreen.
+//! docs/protocol.md): placement, clamping, focus, attention, fullscreen, clipboard replies.
 
 use corral_protocol::channel::{ConnectionError, Received};
 use corral_protocol::session::Applied;
@@ -170,11 +170,14 @@ impl State {
                     self.request_state(win, request);
                 }
             }
+            // Accepted only as the answer to the newest copy request (QSB-13).
+            AgentMessage::ClipboardData { serial, payload } => {
+                self.clipboard_reply(id, serial, Some(payload));
+            }
+            AgentMessage::ClipboardEmpty { serial } => self.clipboard_reply(id, serial, None),
             AgentMessage::SetCursor { .. }
             | AgentMessage::PoolCreate { .. }
             | AgentMessage::PoolWrite { .. }
-            | AgentMessage::ClipboardData { .. }
-            | AgentMessage::ClipboardEmpty { .. }
             | AgentMessage::AppList { .. }
             | AgentMessage::Pong { .. }
             | AgentMessage::Hello { .. }

@@ -11,6 +11,16 @@
 //! - `needy` asks for attention when the pointer enters its window;
 //! - `hostile` breaks the protocol (commits a window that does not exist) after 3 frames;
 //! - `slow` maps a window and never sends any content (QSB-39).
+//!
+//! Clipboard: every agent answers `clipboard_request` at once with the text
+//! `secret of <qube> #<serial>`, except
+//! - `laggard`, which answers each request 1.5 s late (QSB-13);
+//! - `unasked`, which never answers but sends `clipboard_data` nobody asked for, with serials
+//!   0 to 40, right after `welcome` and again with each of its first 40 frames;
+//! - `bigcopy`, which answers with 64 KiB + 1 bytes of text (over the default cap);
+//! - `mute`, which never answers;
+//! - `pngcopy`, which answers with a small PNG image ([`png_bytes`]);
+//! - `badpng`, which answers with the PNG signature followed by junk.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,9 +29,29 @@ use corral_protocol::channel::pool::SharedMemfd;
 use corral_protocol::channel::unix::{UnixTransport, adopt_inherited};
 use corral_protocol::channel::{AgentConnection, StreamLimits};
 use corral_protocol::{
-    AgentMessage, BufferLayout, GuiMessage, PixelFormat, Point, PoolId, Rect, SanitizedText,
-    Serial, Size, WindowId,
+    AgentMessage, BufferLayout, ClipboardPayload, GuiMessage, PixelFormat, Point, PoolId, Rect,
+    SanitizedText, Serial, Size, WindowId,
 };
+
+/// What an ordinary test agent answers to a copy request.
+pub fn clipboard_text(qube: &str, serial: u32) -> String {
+    format!("secret of {qube} #{serial}")
+}
+
+/// `pngcopy`'s answer: a 1×1 RGBA PNG (signature, IHDR, IDAT, IEND).
+pub fn png_bytes() -> Vec<u8> {
+    let mut p = corral_protocol::PNG_SIGNATURE.to_vec();
+    p.extend_from_slice(&[
+        0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15,
+        0xc4, 0x89, 0, 0, 0, 13, b'I', b'D', b'A', b'T', 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+        0x1f, 0, 0x05, 0x00, 0x01, 0xff, 0x56, 0x2c, 0x8e, 0x6b, 0, 0, 0, 0, b'I', b'E', b'N',
+        b'D', 0xae, 0x42, 0x60, 0x82,
+    ]);
+    p
+}
+
+/// The size of `bigcopy`'s answer.
+pub const BIG_COPY: usize = 64 * 1024 + 1;
 
 pub const WIDTH: u32 = 400;
 pub const HEIGHT: u32 = 300;
@@ -132,15 +162,57 @@ fn run(fd: i32, qube: &str, mut log: std::fs::File) -> Result<(), Box<dyn std::e
     let mut popup_sent = false;
     let mut attention_sent = false;
     let started = Instant::now();
+    let mut held: Vec<(Serial, Instant)> = Vec::new();
     loop {
+        // `laggard` answers 1.5 s after each request.
+        while let Some(&(serial, at)) = held.first() {
+            if at.elapsed() < Duration::from_millis(1500) {
+                break;
+            }
+            held.remove(0);
+            conn.send(&AgentMessage::ClipboardData {
+                serial,
+                payload: ClipboardPayload::text(&clipboard_text(qube, serial.0)),
+            })?;
+        }
         conn.flush()?;
         while let Some(msg) = conn.receive()? {
             let line = describe(&msg);
             writeln!(log, "{line}")?;
             log.flush()?;
             match msg {
+                GuiMessage::ClipboardRequest { serial } => match qube {
+                    "laggard" => held.push((serial, Instant::now())),
+                    "unasked" | "mute" => {}
+                    "pngcopy" => conn.send(&AgentMessage::ClipboardData {
+                        serial,
+                        payload: ClipboardPayload::Png(png_bytes()),
+                    })?,
+                    "badpng" => conn.send(&AgentMessage::ClipboardData {
+                        serial,
+                        payload: ClipboardPayload::Png(
+                            [&corral_protocol::PNG_SIGNATURE[..], &[0x55; 40]].concat(),
+                        ),
+                    })?,
+                    "bigcopy" => conn.send(&AgentMessage::ClipboardData {
+                        serial,
+                        payload: ClipboardPayload::text(&"b".repeat(BIG_COPY)),
+                    })?,
+                    _ => conn.send(&AgentMessage::ClipboardData {
+                        serial,
+                        payload: ClipboardPayload::text(&clipboard_text(qube, serial.0)),
+                    })?,
+                },
                 GuiMessage::Welcome { .. } if !welcomed => {
                     welcomed = true;
+                    if qube == "unasked" {
+                        for s in 0..=40 {
+                            conn.send(&AgentMessage::ClipboardData {
+                                serial: Serial(s),
+                                payload: ClipboardPayload::text("unasked data"),
+                            })?;
+                        }
+                    }
                     if qube == "slow" {
                         conn.send(&AgentMessage::Map { window })?;
                         continue;
@@ -175,6 +247,12 @@ fn run(fd: i32, qube: &str, mut log: std::fs::File) -> Result<(), Box<dyn std::e
                 }
                 GuiMessage::FrameDone { window: w, .. } if w == window => {
                     frames += 1;
+                    if qube == "unasked" && frames <= 40 {
+                        conn.send(&AgentMessage::ClipboardData {
+                            serial: Serial(frames),
+                            payload: ClipboardPayload::text("unasked data"),
+                        })?;
+                    }
                     if qube == "hostile" && frames == 3 {
                         // A window that does not exist: a session violation.
                         conn.send(&AgentMessage::Commit {
@@ -286,6 +364,11 @@ fn describe(msg: &GuiMessage) -> String {
         ),
         GuiMessage::FrameDone { window, .. } => format!("FrameDone {window}"),
         GuiMessage::Close { window } => format!("Close {window}"),
+        GuiMessage::ClipboardRequest { serial } => format!("ClipboardRequest {}", serial.0),
+        GuiMessage::ClipboardPaste { payload } => match payload {
+            ClipboardPayload::Text(t) => format!("ClipboardPaste text {} {t:?}", t.len()),
+            ClipboardPayload::Png(p) => format!("ClipboardPaste png {}", p.len()),
+        },
         other => other.name().to_owned(),
     }
 }
