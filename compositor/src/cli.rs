@@ -69,6 +69,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "COMMAND")]
     pub gui_exec: Vec<String>,
 
+    /// Embed the domain manager: own the qube store, serve the admin socket `corralctl` uses,
+    /// start autostart qubes, and show every started qube's agent with the store's identity.
+    #[arg(long)]
+    pub domains: bool,
+
+    /// With --domains: the qube data directory [default: $CORRAL_DATA_DIR, else
+    /// $XDG_DATA_HOME/corral, else ~/.local/share/corral, or /var/lib/corral as root].
+    #[arg(long, value_name = "DIR", requires = "domains")]
+    pub domains_data: Option<PathBuf>,
+
+    /// With --domains: the admin socket [default: $XDG_RUNTIME_DIR/corral/admin.sock (or
+    /// $CORRAL_RUNTIME_DIR/admin.sock), where corralctl looks with no flags]. The qubes' runtime
+    /// state stays in that default directory either way.
+    #[arg(long, value_name = "PATH", requires = "domains")]
+    pub admin_socket: Option<PathBuf>,
+
     /// Width of window borders in pixels.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=32))]
     pub border: i32,

@@ -160,9 +160,41 @@ impl Label {
             })
     }
 
+    /// A label from the domain store (trusted): a built-in one by its index, a custom one with
+    /// its own name and `#rrggbb` colour (an unparsable colour, which the store's validation
+    /// rules out, draws gray).
+    pub fn from_store(index: u32, name: &str, colour: &str) -> Label {
+        if let Some(l) = LABELS.iter().find(|l| l.index == index && l.name == name) {
+            return *l;
+        }
+        let colour = colour
+            .strip_prefix('#')
+            .filter(|h| h.len() == 6)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .map_or(LABELS[4].colour, Rgb::from_hex);
+        Label {
+            index,
+            name: intern(name),
+            colour,
+        }
+    }
+
     pub fn text_colour(self) -> Rgb {
         text_colour_on(self.colour)
     }
+}
+
+/// Custom label names live as long as the compositor; each distinct name is stored once (the
+/// store allows few, short ones).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap();
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(n);
+    n
 }
 
 impl fmt::Display for Label {
@@ -186,6 +218,23 @@ mod tests {
         assert_eq!(text("red"), LIGHT_TEXT);
         assert_eq!(text("purple"), LIGHT_TEXT);
         assert_eq!(text("gray"), LIGHT_TEXT);
+    }
+
+    #[test]
+    fn store_labels_map_to_drawn_labels() {
+        assert_eq!(Label::from_store(6, "blue", "#3465a4"), LABELS[5]);
+        let custom = Label::from_store(9, "teal", "#008080");
+        assert_eq!((custom.index, custom.name), (9, "teal"));
+        assert_eq!(custom.colour, Rgb::from_hex(0x008080));
+        // The same custom name is stored once.
+        assert!(std::ptr::eq(
+            custom.name,
+            Label::from_store(9, "teal", "#008080").name
+        ));
+        assert_eq!(
+            Label::from_store(10, "odd", "nope").colour,
+            LABELS[4].colour
+        );
     }
 
     #[test]

@@ -15,11 +15,14 @@
 //! - [`ipc`]: `corral msg`;
 //! - [`notify`]: the trusted layer's notifications;
 //! - [`clipboard`]: the global clipboard (copy, policy-checked paste, wipe);
+//! - [`domains`]: the domain manager, embedded (`--domains`): qubes it starts get an agent
+//!   whose channel lands here with the store's identity;
 //! - [`local`]: GUI-domain apps on a trusted local Wayland socket (framed black).
 
 pub mod backend;
 pub mod cli;
 pub mod clipboard;
+pub mod domains;
 pub mod input;
 pub mod ipc;
 pub mod labels;

@@ -96,6 +96,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
+    let domains = if args.domains {
+        crate::domains::exit_on_signals(&handle)?;
+        Some(crate::domains::Domains::start(
+            &handle,
+            &crate::domains::DomainsConfig {
+                data: args.domains_data.clone(),
+                admin_socket: args.admin_socket.clone(),
+            },
+        )?)
+    } else {
+        None
+    };
+
     for spec in &args.dev_qubes {
         if let Err(e) = state.spawn_dev_qube(spec.identity.clone()) {
             // One qube failing to start does not stop the others.
@@ -110,6 +123,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let result = main_loop(&mut event_loop, &mut state);
+    if let Some(domains) = domains {
+        // Qubes stop (and disposables go) with the session.
+        domains.stop();
+    }
     drop(gui_apps);
     let _ = std::fs::remove_file(&socket);
     // Connections (and dev agent processes) end here.

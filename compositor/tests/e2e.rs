@@ -476,6 +476,14 @@ fn keys_held_across_a_focus_change_are_released_toward_the_old_window() {
             .any(|l| l == "Key 1 48 0")
             .then_some(())
     });
+    // Each agent is its own process writing its own log: wait for work's too.
+    corral.wait_for("work's keyboard leave", || {
+        corral
+            .agent_log("work")
+            .iter()
+            .any(|l| l == "KeyboardLeave 1")
+            .then_some(())
+    });
     let work_log = corral.agent_log("work");
     // work got its releases before it lost the keyboard, and nothing after.
     let leave = work_log

@@ -119,12 +119,46 @@ pub struct AgentChannel {
     pub child: std::process::Child,
 }
 
+/// The Wayland socket name of a qube's GUI agent, in the qube's `XDG_RUNTIME_DIR`.
+pub const QUBE_WAYLAND_DISPLAY: &str = "wayland-0";
+
+/// How long a command run in a GUI qube waits for its agent's Wayland socket to appear (the
+/// agent is started with the qube and may still be coming up).
+pub const AGENT_SOCKET_WAIT: Duration = Duration::from_secs(5);
+
+/// What makes the manager start a GUI agent in every qube it starts (the compositor sets it
+/// when it embeds the manager): the agent's argument vector inside the qube (it gets its end of
+/// the channel as fd 3), where it puts its Wayland socket, and where the other end goes.
+pub struct GuiHook {
+    /// The agent command in the qube, e.g. `[AGENT_IN_QUBE, "--gui-fd", "3", "--socket-name",
+    /// "wayland-0"]`.
+    pub agent_argv: Vec<String>,
+    /// `XDG_RUNTIME_DIR` inside the qube (the agent's and every `run` command's).
+    pub runtime_dir: String,
+    /// `WAYLAND_DISPLAY` of `run` commands: the agent's socket name.
+    pub wayland_display: String,
+    /// Receives the GUI domain's end of each new agent channel, with the qube's identity from
+    /// the store. Called on the manager's threads; it must not block.
+    pub deliver: Box<dyn Fn(AgentChannel) + Send + Sync>,
+}
+
+impl std::fmt::Debug for GuiHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuiHook")
+            .field("agent_argv", &self.agent_argv)
+            .field("runtime_dir", &self.runtime_dir)
+            .field("wayland_display", &self.wayland_display)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The domain manager.
 #[derive(Debug)]
 pub struct Manager {
     store: Mutex<Store>,
     backend: Arc<dyn Backend>,
     paths: Paths,
+    gui: std::sync::OnceLock<GuiHook>,
 }
 
 fn parse_name(s: &str) -> Result<QubeName> {
@@ -150,7 +184,62 @@ impl Manager {
             store: Mutex::new(store),
             backend,
             paths,
+            gui: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on every qube this manager starts gets a GUI agent, whose channel goes to
+    /// `hook.deliver`; commands given to `run` get `WAYLAND_DISPLAY` and `XDG_RUNTIME_DIR` and
+    /// wait (at most [`AGENT_SOCKET_WAIT`]) for the agent's socket. Set once, before serving.
+    pub fn set_gui(&self, hook: GuiHook) -> std::result::Result<(), GuiHook> {
+        self.gui.set(hook)
+    }
+
+    /// Starts the GUI agent in a just-started qube and hands its channel on. A failure leaves
+    /// the qube running without GUI and is reported on stderr.
+    fn start_agent(&self, n: &QubeName) {
+        let Some(hook) = self.gui.get() else {
+            return;
+        };
+        let mut argv = vec![
+            "env".to_owned(),
+            format!("XDG_RUNTIME_DIR={}", hook.runtime_dir),
+        ];
+        argv.extend(hook.agent_argv.iter().cloned());
+        // The agent's log goes where ours goes.
+        let stderr = io::stderr().as_fd().try_clone_to_owned().ok();
+        let stdio = Stdio3 {
+            stdin: None,
+            stdout: None,
+            stderr,
+        };
+        match self.channel_in(n, &argv, stdio) {
+            Ok(ch) => (hook.deliver)(ch),
+            Err(e) => eprintln!("corral-domains: {n}: starting the GUI agent: {e}"),
+        }
+    }
+
+    /// `argv` as `run` starts it: in a GUI qube, with the agent's environment, after waiting
+    /// for the agent's socket.
+    fn gui_argv(&self, argv: &[String]) -> Vec<String> {
+        let Some(hook) = self.gui.get() else {
+            return argv.to_vec();
+        };
+        let tries = AGENT_SOCKET_WAIT.as_millis() / 10;
+        let mut out = vec![
+            "env".to_owned(),
+            format!("XDG_RUNTIME_DIR={}", hook.runtime_dir),
+            format!("WAYLAND_DISPLAY={}", hook.wayland_display),
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "i=0; while [ ! -S \"$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY\" ] && [ $i -lt {tries} ]; \
+                 do sleep 0.01; i=$((i+1)); done; exec \"$@\""
+            ),
+            "corral-run".into(),
+        ];
+        out.extend(argv.iter().cloned());
+        out
     }
 
     pub fn paths(&self) -> &Paths {
@@ -375,9 +464,12 @@ impl Manager {
         }
         // Hold the store while starting, so a concurrent remove/rename/clone (which check that
         // the qube is halted under the same lock) cannot pull its volumes away mid-start.
-        let store = self.store.lock().unwrap();
-        let spec = Self::start_spec(&store, &n)?;
-        self.backend.start(&spec)?;
+        {
+            let store = self.store.lock().unwrap();
+            let spec = Self::start_spec(&store, &n)?;
+            self.backend.start(&spec)?;
+        }
+        self.start_agent(&n);
         Ok(())
     }
 
@@ -440,7 +532,9 @@ impl Manager {
         let n = parse_name(name)?;
         self.model().get(name)?;
         self.ensure_running(&n)?;
-        Ok(self.backend.exec(&n, argv, stdio, extra_fds)?)
+        Ok(self
+            .backend
+            .exec(&n, &self.gui_argv(argv), stdio, extra_fds)?)
     }
 
     /// Starts `argv` in `name` (starting the qube if needed) with one end of a new socketpair
@@ -448,18 +542,27 @@ impl Manager {
     /// qube's name and label from the store — the GUI channel of decision 2.
     pub fn spawn_with_channel(&self, name: &str, argv: &[String]) -> Result<AgentChannel> {
         let n = parse_name(name)?;
+        self.model().get(name)?;
+        self.ensure_running(&n)?;
+        self.channel_in(&n, argv, Stdio3::null())
+    }
+
+    /// [`Manager::spawn_with_channel`] in a running qube, `argv` as given.
+    fn channel_in(&self, n: &QubeName, argv: &[String], stdio: Stdio3) -> Result<AgentChannel> {
         let label = {
             let m = self.model();
-            m.label(&m.get(name)?.label)?.clone()
+            m.label(&m.get(n.as_str())?.label)?.clone()
         };
         let (ours, theirs) = UnixStream::pair().map_err(|e| BackendError::Io {
             what: "socketpair".into(),
             source: e,
         })?;
-        let child = self.run(name, argv, Stdio3::null(), vec![theirs.into()])?;
+        let child = self
+            .backend
+            .exec(n, argv, stdio, vec![OwnedFd::from(theirs)])?;
         Ok(AgentChannel {
             stream: ours,
-            qube: n,
+            qube: n.clone(),
             label,
             child,
         })

@@ -34,6 +34,10 @@ use crate::backend::{Backend, BackendError, PowerState, StartSpec, Stdio3, Volum
 pub const QUBE_UID: u32 = 1000;
 /// How long a start may take before it is called failed.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where [`SandboxBackend::with_agent`] puts the GUI agent inside a qube.
+pub const AGENT_IN_QUBE: &str = "/run/corral/corral-agent";
+/// `XDG_RUNTIME_DIR` of the qube's user in a GUI qube (a private tmpfs).
+pub const QUBE_RUNTIME_DIR: &str = "/run/user/1000";
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BackendError {
@@ -144,6 +148,8 @@ fn children(pid: i32) -> Vec<i32> {
 pub struct SandboxBackend {
     runtime: PathBuf,
     cgroup_base: Option<PathBuf>,
+    /// The GUI agent binary bound read-only into every qube (see [`SandboxBackend::with_agent`]).
+    agent: Option<PathBuf>,
     running: Arc<Mutex<HashMap<QubeName, Arc<Running>>>>,
 }
 
@@ -165,10 +171,20 @@ impl SandboxBackend {
         let b = SandboxBackend {
             runtime: runtime.to_owned(),
             cgroup_base,
+            agent: None,
             running: Arc::new(Mutex::new(HashMap::new())),
         };
         b.reap_leftovers();
         Ok(b)
+    }
+
+    /// Makes every qube a GUI qube: its `/run` becomes a private tmpfs holding
+    /// [`QUBE_RUNTIME_DIR`] (mode 0700, owned by the qube's user: the agent's Wayland socket goes
+    /// there) and `agent` (the host's `corral-agent`) bound read-only at [`AGENT_IN_QUBE`].
+    /// Nothing of the host's `/run` is visible either way.
+    pub fn with_agent(mut self, agent: PathBuf) -> SandboxBackend {
+        self.agent = Some(agent);
+        self
     }
 
     /// Whether qubes get a cgroup (needed for pause and for the strongest stop).
@@ -390,6 +406,17 @@ impl Backend for SandboxBackend {
             cmd.args(["--ro-bind", "/usr", "/usr"]);
         }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        if let Some(agent) = &self.agent {
+            cmd.args([
+                "--tmpfs",
+                "/run",
+                "--perms",
+                "0700",
+                "--dir",
+                QUBE_RUNTIME_DIR,
+            ]);
+            cmd.arg("--ro-bind").arg(agent).arg(AGENT_IN_QUBE);
+        }
         cmd.arg("--bind").arg(&home_path).arg("/home/user");
         cmd.args([
             "--chdir",
