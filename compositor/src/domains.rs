@@ -135,6 +135,11 @@ impl Domains {
     }
 
     /// Stops every qube (their windows go with their channels) and removes the admin socket.
+    /// The manager, for the compositor's own questions (is a qube running?).
+    pub fn manager(&self) -> Arc<Manager> {
+        self.manager.clone()
+    }
+
     pub fn stop(self) {
         let _ = std::fs::remove_file(&self.socket);
         self.manager.stop_all();

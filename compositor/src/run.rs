@@ -108,6 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    state.domain_manager = domains.as_ref().map(|d| d.manager());
 
     for spec in &args.dev_qubes {
         if let Err(e) = state.spawn_dev_qube(spec.identity.clone()) {

@@ -70,6 +70,8 @@ pub struct State {
     pub drawn_pulse: bool,
     pub last_frame: Option<Instant>,
     pub ipc_path: Option<PathBuf>,
+    /// The embedded domain manager (`--domains`), to tell a crashed agent from a stopped qube.
+    pub domain_manager: Option<std::sync::Arc<corral_domains::manager::Manager>>,
     pub running: bool,
 }
 
@@ -150,6 +152,7 @@ impl State {
             drawn_pulse: false,
             last_frame: None,
             ipc_path: None,
+            domain_manager: None,
             running: true,
         })
     }
@@ -378,10 +381,45 @@ impl State {
                 format!("[{name}] speaks another protocol version"),
                 reason,
             );
+        } else if self.domain_manager.is_some() {
+            self.report_if_agent_crashed(name, colour);
         }
         drop(conn);
         self.sync_focus();
         self.queue_redraw();
+    }
+
+    /// A managed qube's channel closed without a violation: either the qube is stopping (its
+    /// agent goes with it) or the agent died on its own. A stop takes milliseconds, so if the
+    /// qube still runs a moment later, its agent crashed: say so, since the qube's windows are
+    /// gone while its apps may still run.
+    fn report_if_agent_crashed(&mut self, name: String, colour: crate::labels::Rgb) {
+        use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+        let qube = name.clone();
+        let timer = Timer::from_duration(AGENT_CRASH_GRACE);
+        let inserted = self.handle.insert_source(timer, move |_, _, state: &mut State| {
+            let still_running = state.domain_manager.as_ref().is_some_and(|m| {
+                m.list()
+                    .iter()
+                    .any(|q| q.name == name && q.state == "Running")
+            });
+            let reconnected = state
+                .qubes
+                .conns
+                .values()
+                .any(|c| c.identity.name.as_str() == name);
+            if still_running && !reconnected {
+                state.notify(
+                    colour,
+                    format!("[{name}]'s GUI agent stopped"),
+                    "its windows are gone; restart the qube (corralctl shutdown, then start) to get them back".into(),
+                );
+            }
+            TimeoutAction::Drop
+        });
+        if inserted.is_err() {
+            tracing::warn!("could not schedule the agent crash check for {qube}");
+        }
     }
 
     /// Removes a window from the layout and every cache.
@@ -554,3 +592,7 @@ fn default_keymap_string() -> anyhow::Result<String> {
             .context("compiling the default XKB keymap")?;
     Ok(keymap.get_as_string(xkb::KEYMAP_FORMAT_TEXT_V1))
 }
+
+/// How long after a managed qube's channel closes the compositor checks whether the qube still
+/// runs (a crashed agent) rather than stopping (a normal shutdown takes about 10 ms).
+const AGENT_CRASH_GRACE: std::time::Duration = std::time::Duration::from_millis(500);

@@ -233,6 +233,43 @@ fn corralctl_run_shows_the_window_framed_in_the_qubes_colour_until_shutdown() {
 }
 
 #[test]
+fn an_agent_that_dies_in_a_running_qube_is_reported_but_a_shutdown_is_not() {
+    let data = TempDir::new("domains-crash-data");
+    let Some(s) = Session::start("domains-crash", &data.0) else {
+        return;
+    };
+    s.host_and("work", "blue");
+    s.ok(&["run", "work", "weston-simple-shm"]);
+    s.wait_window("weston-simple-shm in work", |w| w.qube == "work");
+    let stopped = |s: &Session| {
+        s.corral
+            .notifications()
+            .iter()
+            .filter(|n| n.headline == "[work]'s GUI agent stopped")
+            .count()
+    };
+    // A shutdown closes the agent's channel too, but it is not a crash.
+    s.ok(&["shutdown", "work", "--wait"]);
+    s.wait_no_window("work's windows to go after shutdown", |w| w.qube == "work");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(stopped(&s), 0, "a shutdown was reported as a crash");
+
+    // The agent dies inside the running qube; the qube and its app go on running.
+    s.ok(&["run", "work", "weston-simple-shm"]);
+    s.wait_window("weston-simple-shm in work again", |w| w.qube == "work");
+    s.ok(&["run", "-p", "work", "pkill", "-KILL", "-x", "corral-agent"]);
+    s.wait_no_window("work's windows to go with its agent", |w| w.qube == "work");
+    s.corral.wait_for("the crashed-agent toast", || {
+        (stopped(&s) == 1).then_some(())
+    });
+    assert!(
+        s.ok(&["ls"])
+            .lines()
+            .any(|l| l.starts_with("work") && l.contains("Running"))
+    );
+}
+
+#[test]
 fn a_disposable_is_framed_in_its_templates_colour_and_goes_with_its_command() {
     let data = TempDir::new("domains-disp-data");
     let Some(s) = Session::start("domains-disp", &data.0) else {
