@@ -390,19 +390,20 @@ impl State {
     }
 
     /// A managed qube's channel closed without a violation: either the qube is stopping (its
-    /// agent goes with it) or the agent died on its own. A stop takes milliseconds, so if the
-    /// qube still runs a moment later, its agent crashed: say so, since the qube's windows are
-    /// gone while its apps may still run.
+    /// agent goes with it) or the agent died on its own. The manager knows which qubes it was
+    /// asked to stop; if this one still runs and was not, its agent crashed: say so, since the
+    /// qube's windows are gone while its apps may still run. The short delay lets a new channel
+    /// (a restart) arrive first.
     fn report_if_agent_crashed(&mut self, name: String, colour: crate::labels::Rgb) {
         use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
         let qube = name.clone();
         let timer = Timer::from_duration(AGENT_CRASH_GRACE);
         let inserted = self.handle.insert_source(timer, move |_, _, state: &mut State| {
-            let still_running = state.domain_manager.as_ref().is_some_and(|m| {
-                m.list()
-                    .iter()
-                    .any(|q| q.name == name && q.state == "Running")
-            });
+            // Not a time race: the manager remembers which qubes it was asked to stop.
+            let still_running = state
+                .domain_manager
+                .as_ref()
+                .is_some_and(|m| m.expects_agent(&name));
             let reconnected = state
                 .qubes
                 .conns
@@ -593,6 +594,6 @@ fn default_keymap_string() -> anyhow::Result<String> {
     Ok(keymap.get_as_string(xkb::KEYMAP_FORMAT_TEXT_V1))
 }
 
-/// How long after a managed qube's channel closes the compositor checks whether the qube still
-/// runs (a crashed agent) rather than stopping (a normal shutdown takes about 10 ms).
+/// How long after a managed qube's channel closes the compositor checks whether the qube's
+/// agent should still be there (see `report_if_agent_crashed`).
 const AGENT_CRASH_GRACE: std::time::Duration = std::time::Duration::from_millis(500);

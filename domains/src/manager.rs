@@ -159,6 +159,9 @@ pub struct Manager {
     backend: Arc<dyn Backend>,
     paths: Paths,
     gui: std::sync::OnceLock<GuiHook>,
+    /// Qubes this manager was asked to stop (shutdown, kill, a disposable's end), until their
+    /// next start: their agents are expected to go.
+    stopping: Mutex<std::collections::HashSet<String>>,
 }
 
 fn parse_name(s: &str) -> Result<QubeName> {
@@ -185,6 +188,7 @@ impl Manager {
             backend,
             paths,
             gui: std::sync::OnceLock::new(),
+            stopping: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -462,6 +466,7 @@ impl Manager {
         {
             self.start(net.as_str())?;
         }
+        self.stopping.lock().unwrap().remove(name);
         // Hold the store while starting, so a concurrent remove/rename/clone (which check that
         // the qube is halted under the same lock) cannot pull its volumes away mid-start.
         {
@@ -492,6 +497,7 @@ impl Manager {
         if self.state_of(&n) == PowerState::Halted {
             return Err(ManagerError::Backend(BackendError::NotRunning(name.into())));
         }
+        self.mark_stopping(&n);
         if wait {
             self.backend.shutdown(&n, timeout)?;
         } else {
@@ -506,6 +512,7 @@ impl Manager {
     pub fn kill(&self, name: &str) -> Result<()> {
         let n = parse_name(name)?;
         self.model().get(name)?;
+        self.mark_stopping(&n);
         Ok(self.backend.kill(&n)?)
     }
 
@@ -613,6 +620,7 @@ impl Manager {
 
     /// Kills a disposable and removes it and its record.
     pub fn destroy_dispvm(&self, name: &QubeName) -> Result<()> {
+        self.mark_stopping(name);
         if self.state_of(name) != PowerState::Halted {
             self.backend.kill(name)?;
         }
@@ -684,6 +692,19 @@ impl Manager {
     }
 
     /// Stops every qube (the manager is going away).
+    fn mark_stopping(&self, name: &QubeName) {
+        self.stopping.lock().unwrap().insert(name.to_string());
+    }
+
+    /// Whether `name` runs and nobody asked it to stop: its GUI agent should be there, so an
+    /// agent channel that closes now means the agent died on its own.
+    pub fn expects_agent(&self, name: &str) -> bool {
+        let Ok(n) = QubeName::new(name) else {
+            return false;
+        };
+        self.state_of(&n) == PowerState::Running && !self.stopping.lock().unwrap().contains(name)
+    }
+
     pub fn stop_all(&self) {
         self.backend.stop_all();
         let disp: Vec<String> = self
