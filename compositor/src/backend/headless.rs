@@ -9,7 +9,7 @@ use smithay::utils::Transform;
 
 use super::{Backend, Screenshot, blit, bounds, read_back};
 use crate::layout::{OutputArea, Rect};
-use crate::render::{self, BACKGROUND, Frame};
+use crate::render::{self, BACKGROUND};
 use crate::state::State;
 
 pub struct HeadlessOutput {
@@ -65,54 +65,35 @@ impl Headless {
 }
 
 pub(super) fn render(state: &mut State) -> anyhow::Result<()> {
-    let pulse_on = state.pulse_on();
-    let first = state.first_output();
-    let State {
-        backend,
-        layout,
-        qubes,
-        notifications,
-        render_cache,
-        local_windows,
-        ..
-    } = state;
-    let Backend::Headless(headless) = backend else {
-        return Ok(());
-    };
-    let toast_rects = notifications.rects(first);
-    let frame = Frame {
-        layout,
-        local: local_windows,
-        toasts: notifications.toasts(),
-        toast_rects: &toast_rects,
-        pulse_on,
-    };
-    let live: Vec<u64> = notifications.toasts().iter().map(|t| t.id).collect();
-    render_cache.retain_toasts(|id| live.contains(&id));
-    for out in &mut headless.outputs {
-        let elements = render::output_elements(
-            &mut headless.renderer,
-            &frame,
-            qubes,
-            render_cache,
-            out.area.rect,
-        );
-        let mut target = headless
-            .renderer
-            .bind(&mut out.image)
-            .map_err(|e| anyhow::anyhow!("binding {}: {e:?}", out.area.name))?;
-        out.damage
-            .render_output(
+    super::with_frame(state, |backend, frame, qubes, render_cache| {
+        let Backend::Headless(headless) = backend else {
+            return Ok(());
+        };
+        for out in &mut headless.outputs {
+            let elements = render::output_elements(
                 &mut headless.renderer,
-                &mut target,
-                out.age,
-                &elements,
-                BACKGROUND.to_f32(),
-            )
-            .map_err(|e| anyhow::anyhow!("rendering {}: {e:?}", out.area.name))?;
-        out.age = 1;
-    }
-    Ok(())
+                frame,
+                qubes,
+                render_cache,
+                out.area.rect,
+            );
+            let mut target = headless
+                .renderer
+                .bind(&mut out.image)
+                .map_err(|e| anyhow::anyhow!("binding {}: {e:?}", out.area.name))?;
+            out.damage
+                .render_output(
+                    &mut headless.renderer,
+                    &mut target,
+                    out.age,
+                    &elements,
+                    BACKGROUND.to_f32(),
+                )
+                .map_err(|e| anyhow::anyhow!("rendering {}: {e:?}", out.area.name))?;
+            out.age = 1;
+        }
+        Ok(())
+    })
 }
 
 pub(super) fn screenshot(state: &mut State) -> anyhow::Result<Screenshot> {

@@ -169,6 +169,38 @@ where
     read_back(renderer, &target, output.w, output.h)
 }
 
+/// Prepares what every frame draws, the same for every backend, and hands it to `draw` with
+/// the backend: the layout, the GUI domain's windows, the toasts and where they go, the pulse
+/// phase, the qubes' pools and the texture cache. Textures of toasts that have expired are
+/// dropped here, so no backend keeps them.
+pub(super) fn with_frame<T>(
+    state: &mut State,
+    draw: impl FnOnce(&mut Backend, &Frame<'_>, &mut crate::qubes::Qubes, &mut render::RenderCache) -> T,
+) -> T {
+    let pulse_on = state.pulse_on();
+    let first = state.first_output();
+    let State {
+        backend,
+        layout,
+        qubes,
+        notifications,
+        render_cache,
+        local_windows,
+        ..
+    } = state;
+    let live: Vec<u64> = notifications.toasts().iter().map(|t| t.id).collect();
+    render_cache.retain_toasts(|id| live.contains(&id));
+    let toast_rects = notifications.rects(first);
+    let frame = Frame {
+        layout,
+        local: local_windows,
+        toasts: notifications.toasts(),
+        toast_rects: &toast_rects,
+        pulse_on,
+    };
+    draw(backend, &frame, qubes, render_cache)
+}
+
 /// What [`render_offscreen`] needs from the state.
 #[derive(Debug)]
 pub struct OffscreenParts<'a> {

@@ -15,7 +15,7 @@ use smithay::utils::Transform;
 
 use super::{Backend, OffscreenParts, Screenshot, blit, bounds, render_offscreen};
 use crate::layout::{OutputArea, Rect};
-use crate::render::{self, BACKGROUND, Frame};
+use crate::render::{self, BACKGROUND};
 use crate::state::State;
 
 pub struct Winit {
@@ -145,91 +145,57 @@ impl State {
 }
 
 pub(super) fn render(state: &mut State) -> anyhow::Result<()> {
-    let pulse_on = state.pulse_on();
-    let first = state.first_output();
-    let State {
-        backend,
-        layout,
-        qubes,
-        notifications,
-        render_cache,
-        local_windows,
-        ..
-    } = state;
-    let Backend::Winit(w) = backend else {
-        return Ok(());
-    };
-    let toast_rects = notifications.rects(first);
-    let frame = Frame {
-        layout,
-        local: local_windows,
-        toasts: notifications.toasts(),
-        toast_rects: &toast_rects,
-        pulse_on,
-    };
-    // The buffer age EGL reports is not trustworthy everywhere (Xvfb with llvmpipe showed
-    // stale regions), and this backend is for development: redraw whole frames.
-    w.full_redraw = w.full_redraw.saturating_sub(1);
-    let age = 0;
-    let rect = w.area.rect;
-    let damage = {
-        let (renderer, mut fb) = w
-            .backend
-            .bind()
-            .map_err(|e| anyhow::anyhow!("binding the window: {e}"))?;
-        let elements = render::output_elements(renderer, &frame, qubes, render_cache, rect);
-        let result = w
-            .damage
-            .render_output(renderer, &mut fb, age, &elements, BACKGROUND.to_f32())
-            .map_err(|e| anyhow::anyhow!("rendering: {e:?}"))?;
-        result.damage.cloned()
-    };
-    if let Some(damage) = damage {
-        w.backend
-            .submit(Some(&damage))
-            .map_err(|e| anyhow::anyhow!("presenting: {e}"))?;
-    }
-    Ok(())
+    super::with_frame(state, |backend, frame, qubes, render_cache| {
+        let Backend::Winit(w) = backend else {
+            return Ok(());
+        };
+        // The buffer age EGL reports is not trustworthy everywhere (Xvfb with llvmpipe showed
+        // stale regions), and this backend is for development: redraw whole frames.
+        w.full_redraw = w.full_redraw.saturating_sub(1);
+        let age = 0;
+        let rect = w.area.rect;
+        let damage = {
+            let (renderer, mut fb) = w
+                .backend
+                .bind()
+                .map_err(|e| anyhow::anyhow!("binding the window: {e}"))?;
+            let elements = render::output_elements(renderer, frame, qubes, render_cache, rect);
+            let result = w
+                .damage
+                .render_output(renderer, &mut fb, age, &elements, BACKGROUND.to_f32())
+                .map_err(|e| anyhow::anyhow!("rendering: {e:?}"))?;
+            result.damage.cloned()
+        };
+        if let Some(damage) = damage {
+            w.backend
+                .submit(Some(&damage))
+                .map_err(|e| anyhow::anyhow!("presenting: {e}"))?;
+        }
+        Ok(())
+    })
 }
 
 pub(super) fn screenshot(state: &mut State) -> anyhow::Result<Screenshot> {
-    let pulse_on = state.pulse_on();
-    let first = state.first_output();
-    let State {
-        backend,
-        layout,
-        qubes,
-        notifications,
-        render_cache,
-        local_windows,
-        ..
-    } = state;
-    let Backend::Winit(w) = backend else {
-        anyhow::bail!("not the winit backend");
-    };
-    let toast_rects = notifications.rects(first);
-    let frame = Frame {
-        layout,
-        local: local_windows,
-        toasts: notifications.toasts(),
-        toast_rects: &toast_rects,
-        pulse_on,
-    };
-    let rect = w.area.rect;
-    let mut parts = OffscreenParts {
-        frame: &frame,
-        qubes,
-        cache: render_cache,
-    };
-    let rgba =
-        render_offscreen::<GlesRenderer, GlesTexture>(w.backend.renderer(), &mut parts, rect)?;
-    let areas = [w.area.clone()];
-    let b = bounds(&areas);
-    let mut canvas = Screenshot {
-        width: b.w as u32,
-        height: b.h as u32,
-        rgba: vec![0; (b.w * b.h * 4) as usize],
-    };
-    blit(&mut canvas, b, rect, &rgba);
-    Ok(canvas)
+    super::with_frame(state, |backend, frame, qubes, render_cache| {
+        let Backend::Winit(w) = backend else {
+            anyhow::bail!("not the winit backend");
+        };
+        let rect = w.area.rect;
+        let mut parts = OffscreenParts {
+            frame,
+            qubes,
+            cache: render_cache,
+        };
+        let rgba =
+            render_offscreen::<GlesRenderer, GlesTexture>(w.backend.renderer(), &mut parts, rect)?;
+        let areas = [w.area.clone()];
+        let b = bounds(&areas);
+        let mut canvas = Screenshot {
+            width: b.w as u32,
+            height: b.h as u32,
+            rgba: vec![0; (b.w * b.h * 4) as usize],
+        };
+        blit(&mut canvas, b, rect, &rgba);
+        Ok(canvas)
+    })
 }
