@@ -275,27 +275,7 @@ impl State {
                     return self.local_window_info(win, local);
                 }
                 let (conn, window) = self.qubes.window(win)?;
-                let layout = &self.layout;
-                let content = layout.content_rect(win)?;
-                let (frame, kind, parent, toplevel) = match layout.toplevel(win) {
-                    Some(t) => (layout.frame_rect(win)?, "toplevel", None, t),
-                    None => {
-                        let p = layout.popup(win)?;
-                        (
-                            content.expand(layout.config.popup_border),
-                            "popup",
-                            Some(p.parent),
-                            layout.toplevel(p.toplevel)?,
-                        )
-                    }
-                };
-                let output = layout.output_of(win);
-                let mapped = match layout.popup(win) {
-                    Some(p) => p.mapped,
-                    None => toplevel.mapped,
-                };
-                Some(WindowInfo {
-                    id: win,
+                let owner = WindowOwner {
                     qube: conn.identity.name.to_string(),
                     label: conn.identity.label.name.to_string(),
                     colour: conn.identity.colour().hex(),
@@ -310,54 +290,69 @@ impl State {
                         // Qualified by the qube, like Qubes' `vmname:class`.
                         format!("{}:{}", conn.identity.name, window.untrusted_app_id)
                     },
-                    x: content.x,
-                    y: content.y,
-                    width: content.w,
-                    height: content.h,
-                    frame: RectInfo {
-                        x: frame.x,
-                        y: frame.y,
-                        width: frame.w,
-                        height: frame.h,
-                    },
-                    focused: layout.focus() == Some(win),
-                    output,
-                    output_name: output
-                        .and_then(|i| layout.outputs().get(i))
-                        .map(|o| o.name.clone()),
-                    workspace: toplevel.workspace,
-                    kind: kind.into(),
-                    parent,
-                    visible: layout.is_visible(win),
-                    mapped,
-                    minimized: toplevel.minimized,
-                    maximized: toplevel.maximized.is_some(),
-                    attention: toplevel.attention,
                     has_content: window.current.is_some(),
-                })
+                };
+                self.window_info(win, owner)
             })
             .collect()
     }
 }
 
+/// The part of a window's report that comes from whoever owns the window (a qube's channel or
+/// the GUI domain); the rest comes from the layout, the same for every window.
+struct WindowOwner {
+    qube: String,
+    label: String,
+    colour: String,
+    title: String,
+    display_title: String,
+    app_id: String,
+    has_content: bool,
+}
+
 impl State {
     /// A GUI-domain window, reported as the qube `corral` with the black label.
     fn local_window_info(&self, win: u64, local: &LocalWindow) -> Option<WindowInfo> {
-        let layout = &self.layout;
-        let t = layout.toplevel(win)?;
-        let content = layout.content_rect(win)?;
-        let frame = layout.frame_rect(win)?;
-        let output = layout.output_of(win);
         let title = SanitizedText::sanitize(&local_title(&local.toplevel), MAX_TITLE_BYTES);
         let label = crate::labels::GUI_DOMAIN_LABEL;
-        Some(WindowInfo {
-            id: win,
+        let owner = WindowOwner {
             qube: GUI_DOMAIN_NAME.into(),
             label: label.name.into(),
             colour: label.colour.hex(),
             title: title.to_string(),
             display_title: title_text(GUI_DOMAIN_NAME, title.as_str()),
             app_id: format!("{GUI_DOMAIN_NAME}:{}", local_app_id(&local.toplevel)),
+            has_content: local::surface_size(local.toplevel.wl_surface()).is_some(),
+        };
+        self.window_info(win, owner)
+    }
+
+    /// A window's report: `owner` says whose it is, the layout says where and in what state.
+    fn window_info(&self, win: u64, owner: WindowOwner) -> Option<WindowInfo> {
+        let layout = &self.layout;
+        let content = layout.content_rect(win)?;
+        let (frame, kind, parent, toplevel, mapped) = match layout.toplevel(win) {
+            Some(t) => (layout.frame_rect(win)?, "toplevel", None, t, t.mapped),
+            None => {
+                let p = layout.popup(win)?;
+                (
+                    content.expand(layout.config.popup_border),
+                    "popup",
+                    Some(p.parent),
+                    layout.toplevel(p.toplevel)?,
+                    p.mapped,
+                )
+            }
+        };
+        let output = layout.output_of(win);
+        Some(WindowInfo {
+            id: win,
+            qube: owner.qube,
+            label: owner.label,
+            colour: owner.colour,
+            title: owner.title,
+            display_title: owner.display_title,
+            app_id: owner.app_id,
             x: content.x,
             y: content.y,
             width: content.w,
@@ -373,15 +368,15 @@ impl State {
             output_name: output
                 .and_then(|i| layout.outputs().get(i))
                 .map(|o| o.name.clone()),
-            workspace: t.workspace,
-            kind: "toplevel".into(),
-            parent: None,
+            workspace: toplevel.workspace,
+            kind: kind.into(),
+            parent,
             visible: layout.is_visible(win),
-            mapped: t.mapped,
-            minimized: t.minimized,
-            maximized: t.maximized.is_some(),
-            attention: t.attention,
-            has_content: local::surface_size(local.toplevel.wl_surface()).is_some(),
+            mapped,
+            minimized: toplevel.minimized,
+            maximized: toplevel.maximized.is_some(),
+            attention: toplevel.attention,
+            has_content: owner.has_content,
         })
     }
 }
