@@ -375,6 +375,16 @@ impl State {
                 format!("[{name}] was cut off: it broke the GUI protocol"),
                 reason,
             );
+        } else if matches!(error, ConnectionError::Send(_)) {
+            // It stopped reading: the compositor will not buffer for it without end (decision 7).
+            if let Some(agent) = conn.agent.as_mut() {
+                let _ = agent.child.kill();
+            }
+            self.notify(
+                colour,
+                format!("[{name}] was cut off: it stopped reading its GUI channel"),
+                reason,
+            );
         } else if matches!(error, ConnectionError::VersionMismatch(_)) {
             self.notify(
                 colour,
