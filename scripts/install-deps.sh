@@ -21,7 +21,10 @@ set -euo pipefail
 # - bubblewrap: the sandbox backend runs each qube in a bwrap sandbox (domains/)
 # - debootstrap: `corralctl template install debian` builds Debian templates with it
 # - procps: `ps`, used inside qubes by the sandbox isolation tests
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps)
+# - nftables, iproute2: the network chain (sys-net, sys-firewall, per-qube firewall rules) and
+#   its tests in network namespaces
+# - waypipe: the benchmark compares the qube channel with waypipe 0.8.4
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps nftables iproute2 waypipe)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
