@@ -201,6 +201,23 @@ pub enum MsgCommand {
     Close { id: u64 },
     /// Switch to a workspace (1-based).
     Workspace { n: u32 },
+    /// List qubes (stopped ones too) and the applications each offers, from the embedded
+    /// domain manager.
+    Apps {
+        /// Only this qube.
+        qube: Option<String>,
+        /// Print JSON instead of a list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an application (an id from `apps`) in a qube, starting the qube first if needed.
+    Launch {
+        /// In a new disposable whose disposable template is QUBE.
+        #[arg(long)]
+        dispvm: bool,
+        qube: String,
+        app: String,
+    },
     /// Inject a key combination as device input would, e.g. `ctrl+shift+c`, `a`, `Return`,
     /// `super+2`. Headless backend only, unless corral runs with --allow-input-injection.
     Key {

@@ -86,6 +86,15 @@ impl Domains {
                 })
                 .map_err(|e| anyhow::anyhow!("registering the domain manager's channel: {e}"))?;
             let tx = Mutex::new(tx);
+            let (failed_tx, failed_rx) = channel::channel::<(String, String)>();
+            handle
+                .insert_source(failed_rx, |event, _, state: &mut State| {
+                    if let Event::Msg((qube, why)) = event {
+                        state.agent_failed_to_start(&qube, &why);
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("registering the domain manager's channel: {e}"))?;
+            let failed_tx = Mutex::new(failed_tx);
             let hook = GuiHook {
                 agent_argv: vec![
                     AGENT_IN_QUBE.into(),
@@ -99,6 +108,9 @@ impl Domains {
                 deliver: Box::new(move |channel| {
                     // The loop is gone only when the compositor is exiting.
                     let _ = tx.lock().unwrap().send(channel);
+                }),
+                failed: Box::new(move |qube, why| {
+                    let _ = failed_tx.lock().unwrap().send((qube.to_string(), why));
                 }),
             };
             manager
@@ -159,6 +171,25 @@ pub fn label_from_store(label: &corral_domains::Label) -> Label {
 }
 
 impl State {
+    /// A qube started without its GUI agent: its apps cannot show windows. Say so, in the
+    /// qube's colour, rather than leave the user waiting for a window.
+    fn agent_failed_to_start(&mut self, qube: &str, why: &str) {
+        let colour = self
+            .domain_manager
+            .as_ref()
+            .and_then(|m| {
+                let model = m.model();
+                let q = model.get(qube).ok()?;
+                Some(label_from_store(model.label(&q.label).ok()?).colour)
+            })
+            .unwrap_or(crate::labels::GUI_DOMAIN_LABEL.colour);
+        self.notify(
+            colour,
+            format!("[{qube}] runs without GUI"),
+            format!("its GUI agent did not start: {why}"),
+        );
+    }
+
     /// Registers a channel the domain manager made for a qube it started: the identity is the
     /// store's, attached by the manager when it created the socketpair; the agent says nothing
     /// about it.
@@ -227,5 +258,93 @@ extern "C" fn on_signal(_: libc::c_int) {
         unsafe {
             libc::write(fd, b"x".as_ptr().cast(), 1);
         }
+    }
+}
+
+/// One qube and its applications, as `corral msg apps` reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QubeApps {
+    pub name: String,
+    pub class: String,
+    /// `Running`, `Halted`, `Paused`.
+    pub state: String,
+    pub label: String,
+    pub colour: String,
+    pub apps: Vec<corral_domains::apps::AppEntry>,
+    /// Why the list could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Answers an `apps` or `launch` request on its own thread and writes the reply to `stream`.
+pub fn answer_in_background(
+    manager: Arc<Manager>,
+    request: crate::ipc::Request,
+    stream: std::os::unix::net::UnixStream,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("corral-ipc-domains".into())
+        .spawn(move || {
+            let answer = match manager_request(&manager, request) {
+                Ok(value) => crate::ipc::Reply {
+                    ok: true,
+                    result: Some(value),
+                    error: None,
+                },
+                Err(e) => crate::ipc::server::error_reply(e),
+            };
+            crate::ipc::server::reply(&stream, &answer);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("IPC: no thread for a domain manager request: {e}");
+    }
+}
+
+fn manager_request(
+    manager: &Arc<Manager>,
+    request: crate::ipc::Request,
+) -> Result<serde_json::Value, String> {
+    use corral_domains::api;
+    match request {
+        crate::ipc::Request::Apps { qube } => {
+            let mut out = Vec::new();
+            for q in manager.list() {
+                if q.class == corral_domains::Class::AdminVM.to_string()
+                    || qube.as_ref().is_some_and(|wanted| *wanted != q.name)
+                {
+                    continue;
+                }
+                let (apps, error) = match manager.apps(&q.name) {
+                    Ok(apps) => (apps, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                out.push(QubeApps {
+                    name: q.name,
+                    class: q.class,
+                    state: q.state,
+                    label: q.label,
+                    colour: q.color,
+                    apps,
+                    error,
+                });
+            }
+            if let Some(wanted) = qube
+                && out.is_empty()
+            {
+                return Err(format!("there is no qube {wanted:?}"));
+            }
+            serde_json::to_value(out).map_err(|e| e.to_string())
+        }
+        crate::ipc::Request::Launch { qube, app, dispvm } => manager
+            .handle(
+                api::Request::Launch {
+                    name: qube,
+                    app,
+                    dispvm,
+                },
+                Vec::new(),
+            )
+            .map_err(|e| e.to_string()),
+        other => Err(format!("not a domain manager request: {other:?}")),
     }
 }

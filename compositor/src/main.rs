@@ -56,6 +56,25 @@ fn msg(args: MsgArgs) -> anyhow::Result<()> {
         MsgCommand::Focus { id } => Request::Focus { id },
         MsgCommand::Close { id } => Request::Close { id },
         MsgCommand::Workspace { n } => Request::Workspace { n },
+        MsgCommand::Apps { qube, json } => {
+            let value = client::request(&socket, &Request::Apps { qube })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let qubes: Vec<corral::domains::QubeApps> = serde_json::from_value(value)?;
+                for q in qubes {
+                    println!("{} ({}, {}, {})", q.name, q.class, q.label, q.state);
+                    if let Some(e) = q.error {
+                        println!("  (cannot list: {e})");
+                    }
+                    for app in q.apps {
+                        println!("  {:<32} {}", app.id, app.name);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        MsgCommand::Launch { dispvm, qube, app } => Request::Launch { qube, app, dispvm },
         MsgCommand::Key { combo, action } => Request::Key { combo, action },
         MsgCommand::Pointer {
             action,

@@ -299,6 +299,81 @@ fn a_disposable_is_framed_in_its_templates_colour_and_goes_with_its_command() {
     });
 }
 
+/// `corral msg …` through the real CLI: its stdout, asserting success.
+fn msg(s: &Session, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("msg")
+        .arg("--socket")
+        .arg(&s.corral.socket)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "corral msg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn the_desktop_lists_a_stopped_qubes_apps_and_launching_one_frames_its_window() {
+    if !Path::new("/usr/share/applications/foot.desktop").exists() {
+        common::skip("foot is not installed");
+        return;
+    }
+    let data = TempDir::new("domains-launch-data");
+    let Some(s) = Session::start("domains-launch", &data.0) else {
+        return;
+    };
+    s.host_and("work", "blue");
+    let apps: Vec<serde_json::Value> = serde_json::from_str(&msg(&s, &["apps", "--json"])).unwrap();
+    let work = apps
+        .iter()
+        .find(|q| q["name"] == "work")
+        .expect("work is listed");
+    assert_eq!(work["state"], "Halted");
+    assert_eq!(work["colour"], "#3465a4");
+    assert!(
+        work["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "foot"),
+        "{work}"
+    );
+    assert!(
+        !apps.iter().any(|q| q["class"] == "AdminVM"),
+        "the GUI domain is not a launch target"
+    );
+    let text = msg(&s, &["apps", "work"]);
+    assert!(text.starts_with("work (AppVM, blue, Halted)"), "{text}");
+
+    // Launching starts the stopped qube, then the app, whose window is framed in its colour.
+    msg(&s, &["launch", "work", "foot"]);
+    let w = s.wait_window("foot launched in work", |w| w.qube == "work");
+    assert_eq!(
+        (w.label.as_str(), w.app_id.as_str()),
+        ("blue", "work:foot"),
+        "{w:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let image = s.corral.screenshot("domains-launch");
+    assert_frame_border(&image, &w, 4, BLUE);
+
+    // An unknown app is refused with a reason, and no qube is started for it.
+    let o = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("msg")
+        .arg("--socket")
+        .arg(&s.corral.socket)
+        .args(["launch", "work", "no-such-app"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("work has no application no-such-app"), "{err}");
+}
+
 #[test]
 fn autostart_qubes_start_with_the_session_and_stop_with_it() {
     let data = TempDir::new("domains-autostart-data");

@@ -97,6 +97,20 @@ pub enum Request {
         mirror: Option<String>,
         label: Option<String>,
     },
+    /// The applications `name` offers (from its template's root): a list of
+    /// [`crate::apps::AppEntry`].
+    Apps {
+        name: String,
+    },
+    /// Starts application `app` of `name` (the qube is started first if needed); with
+    /// `dispvm`, in a new disposable whose disposable template is `name`. Answered like a
+    /// `run` without `pass_io`.
+    Launch {
+        name: String,
+        app: String,
+        #[serde(default)]
+        dispvm: bool,
+    },
     /// Runs a command in `name` (started if needed); with `dispvm`, in a new disposable whose
     /// disposable template is `name` (none: the default_dispvm), destroyed when it exits.
     Run {

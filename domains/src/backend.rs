@@ -111,4 +111,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Child, BackendError>;
     /// Stops everything this backend started (the manager is going away).
     fn stop_all(&self);
+    /// The tree whose `usr/share/applications` lists the apps of a qube whose root volume is
+    /// `root_tree` (a template's root, or a standalone's own). By default the tree itself.
+    fn applications_root(&self, root_tree: &std::path::Path) -> std::path::PathBuf {
+        root_tree.to_path_buf()
+    }
 }

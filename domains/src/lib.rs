@@ -3,6 +3,7 @@
 //! See `docs/domains.md` for the design.
 
 pub mod api;
+pub mod apps;
 pub mod backend;
 pub mod label;
 pub mod manager;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::api::{self, ErrorReply, QubeInfo, Reply, Request};
+use crate::apps::AppEntry;
 use crate::backend::{Backend, BackendError, PowerState, StartSpec, Stdio3, VolumeSpec};
 use crate::model::{Class, ModelError};
 use crate::store::{Store, StoreError};
@@ -126,6 +127,9 @@ pub const QUBE_WAYLAND_DISPLAY: &str = "wayland-0";
 /// agent is started with the qube and may still be coming up).
 pub const AGENT_SOCKET_WAIT: Duration = Duration::from_secs(5);
 
+/// The [`GuiHook::failed`] callback: the qube, and why its agent did not start.
+pub type AgentFailed = Box<dyn Fn(&QubeName, String) + Send + Sync>;
+
 /// What makes the manager start a GUI agent in every qube it starts (the compositor sets it
 /// when it embeds the manager): the agent's argument vector inside the qube (it gets its end of
 /// the channel as fd 3), where it puts its Wayland socket, and where the other end goes.
@@ -140,6 +144,9 @@ pub struct GuiHook {
     /// Receives the GUI domain's end of each new agent channel, with the qube's identity from
     /// the store. Called on the manager's threads; it must not block.
     pub deliver: Box<dyn Fn(AgentChannel) + Send + Sync>,
+    /// Told when a qube started but its agent could not be (the qube runs without GUI), with
+    /// the reason, so the user hears of it. Called on the manager's threads; must not block.
+    pub failed: AgentFailed,
 }
 
 impl std::fmt::Debug for GuiHook {
@@ -219,7 +226,10 @@ impl Manager {
         };
         match self.channel_in(n, &argv, stdio) {
             Ok(ch) => (hook.deliver)(ch),
-            Err(e) => eprintln!("corral-domains: {n}: starting the GUI agent: {e}"),
+            Err(e) => {
+                eprintln!("corral-domains: {n}: starting the GUI agent: {e}");
+                (hook.failed)(n, e.to_string());
+            }
         }
     }
 
@@ -449,6 +459,53 @@ impl Manager {
             memory_mb: q.memory,
             vcpus: q.vcpus,
         })
+    }
+
+    /// The applications `name` offers (see [`crate::apps`]): read from its template's root, so
+    /// a stopped qube has them too, narrowed by its `menu-items` feature.
+    pub fn apps(&self, name: &str) -> Result<Vec<AppEntry>> {
+        let n = parse_name(name)?;
+        let (root, menu_items) = {
+            let store = self.store.lock().unwrap();
+            let menu_items = store
+                .model()
+                .get(name)?
+                .features
+                .get(crate::apps::MENU_ITEMS_FEATURE)
+                .cloned();
+            let root = match Self::start_spec(&store, &n)?.root {
+                VolumeSpec::Persistent(p) | VolumeSpec::Volatile { lower: p } => Some(p),
+                VolumeSpec::Empty => None,
+            };
+            (root, menu_items)
+        };
+        let Some(root) = root else {
+            return Ok(Vec::new());
+        };
+        let tree = self.backend.applications_root(&root);
+        let all = crate::apps::scan(&tree).map_err(|e| BackendError::Io {
+            what: format!("reading the applications of {name} in {}", tree.display()),
+            source: e,
+        })?;
+        Ok(crate::apps::menu(all, menu_items.as_deref()))
+    }
+
+    /// The command line of application `app` of `name`.
+    fn app_argv(&self, name: &str, app: &str) -> Result<Vec<String>> {
+        if !crate::apps::valid_id(app) {
+            return Err(ManagerError::BadRequest(format!(
+                "{app:?} is not an application id (letters, digits, '.', '_', '-')"
+            )));
+        }
+        self.apps(name)?
+            .into_iter()
+            .find(|a| a.id == app)
+            .map(|a| a.argv)
+            .ok_or_else(|| {
+                ManagerError::BadRequest(format!(
+                    "{name} has no application {app} (see `corralctl apps {name}`)"
+                ))
+            })
     }
 
     /// Starts a qube and, first, its netvm chain. Starting a running qube is an error.
@@ -827,6 +884,19 @@ impl Manager {
             Request::Kill { name } => self.kill(&name).map(|_| Value::Null),
             Request::Pause { name } => self.pause(&name).map(|_| Value::Null),
             Request::Unpause { name } => self.unpause(&name).map(|_| Value::Null),
+            Request::Apps { name } => self.apps(&name).map(|apps| to_json(&apps)),
+            Request::Launch { name, app, dispvm } => {
+                let argv = self.app_argv(&name, &app)?;
+                self.handle(
+                    Request::Run {
+                        name: Some(name),
+                        dispvm,
+                        argv,
+                        pass_io: false,
+                    },
+                    Vec::new(),
+                )
+            }
             Request::Run {
                 name,
                 dispvm,

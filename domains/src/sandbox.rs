@@ -320,6 +320,16 @@ impl Backend for SandboxBackend {
         "sandbox"
     }
 
+    /// A `host`-style template has no `/usr` of its own: its qubes see the host's, and so do
+    /// their menus.
+    fn applications_root(&self, root_tree: &Path) -> PathBuf {
+        if root_tree.join("usr/bin").is_dir() {
+            root_tree.to_path_buf()
+        } else {
+            PathBuf::from("/")
+        }
+    }
+
     fn init_template_root(&self, root: &Path) -> Result<(), BackendError> {
         host_root_skeleton(root).map_err(io_err(root.display().to_string()))
     }

@@ -134,6 +134,7 @@ while os.read(3, 100): pass\n'\n",
         runtime_dir: QUBE_RUNTIME_DIR.into(),
         wayland_display: QUBE_WAYLAND_DISPLAY.into(),
         deliver: Box::new(move |ch| tx.lock().unwrap().send(ch).unwrap()),
+        failed: Box::new(|qube, why| panic!("{qube}: the agent did not start: {why}")),
     })
     .unwrap();
     mgr.create("host", "templatevm", None, "black", None)

@@ -15,6 +15,8 @@ const SUBCOMMANDS: &[&str] = &[
     "remove",
     "prefs",
     "features",
+    "apps",
+    "launch",
     "global-prefs",
     "label",
     "start",

@@ -71,6 +71,20 @@ pub enum Request {
     Workspace {
         n: u32,
     },
+    /// The qubes of the embedded domain manager (stopped ones too) and the applications each
+    /// offers; with `qube`, that one only. Answered off the event loop.
+    Apps {
+        #[serde(default)]
+        qube: Option<String>,
+    },
+    /// Starts application `app` (an id from `apps`) in `qube`, starting the qube first if
+    /// needed; with `dispvm`, in a new disposable of the disposable template `qube`.
+    Launch {
+        qube: String,
+        app: String,
+        #[serde(default)]
+        dispvm: bool,
+    },
 }
 
 /// What `key` does with the combination.

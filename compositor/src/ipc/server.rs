@@ -99,6 +99,18 @@ impl State {
                 }
                 let line = buffer.split(|b| *b == b'\n').next().unwrap_or(&[]);
                 let answer = match serde_json::from_slice::<Request>(line) {
+                    // The domain manager reads template files and starts qubes: never on the
+                    // event loop.
+                    Ok(request @ (Request::Apps { .. } | Request::Launch { .. }))
+                        if state.domain_manager.is_some() =>
+                    {
+                        if let (Some(manager), Ok(stream)) =
+                            (state.domain_manager.clone(), (**stream).try_clone())
+                        {
+                            crate::domains::answer_in_background(manager, request, stream);
+                        }
+                        return Ok(PostAction::Remove);
+                    }
                     Ok(request) => match state.ipc_request(request) {
                         Ok(value) => Reply {
                             ok: true,
@@ -233,6 +245,10 @@ impl State {
                 let (px, py) = self.input.pointer;
                 Ok(serde_json::json!({ "x": px, "y": py }))
             }
+            Request::Apps { .. } | Request::Launch { .. } => Err(
+                "this corral runs without a domain manager (--no-domains): no qubes to list or launch"
+                    .into(),
+            ),
             Request::Workspace { n } => {
                 if n == 0 || n > self.layout.config.workspaces {
                     return Err(format!(
@@ -381,7 +397,7 @@ impl State {
     }
 }
 
-fn error_reply(error: String) -> Reply {
+pub(crate) fn error_reply(error: String) -> Reply {
     Reply {
         ok: false,
         result: None,
@@ -389,7 +405,7 @@ fn error_reply(error: String) -> Reply {
     }
 }
 
-fn reply(stream: &UnixStream, answer: &Reply) {
+pub(crate) fn reply(stream: &UnixStream, answer: &Reply) {
     let mut bytes = serde_json::to_vec(answer).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     bytes.push(b'\n');
     // Replies are small; a client that does not read within a second loses its answer.

@@ -131,6 +131,25 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Lists the applications a qube offers, from its template's menu entries, narrowed by its
+    /// `menu-items` feature (qvm-appmenus --get-available). Works for stopped qubes.
+    Apps {
+        qube: String,
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts one of a qube's applications by id (see `apps`), starting the qube first if
+    /// needed; with --dispvm, in a new disposable of the disposable template QUBE.
+    ///
+    /// `corralctl launch work org.gnome.TextEditor`, `corralctl launch --dispvm default-dvm foot`.
+    Launch {
+        /// Runs it in a new disposable whose disposable template is QUBE.
+        #[arg(long)]
+        dispvm: bool,
+        qube: String,
+        app: String,
+    },
     /// Lists templates, or builds one.
     #[command(subcommand)]
     Template(TemplateCmd),
@@ -423,6 +442,35 @@ fn run(args: Args) -> Result<u8, Fail> {
             )?;
             if !set {
                 print_prefs(v)?;
+            }
+            Ok(0)
+        }
+        Command::Apps { qube, json } => {
+            let v = call(&args, Request::Apps { name: qube.clone() })?;
+            if *json {
+                println!("{v}");
+                return Ok(0);
+            }
+            let apps: Vec<corral_domains::apps::AppEntry> =
+                serde_json::from_value(v).map_err(|e| Fail(1, e.to_string()))?;
+            let mut rows = vec![["ID", "NAME", "COMMAND"].map(String::from).to_vec()];
+            for a in apps {
+                rows.push(vec![a.id, a.name, a.argv.join(" ")]);
+            }
+            print!("{}", table(&rows));
+            Ok(0)
+        }
+        Command::Launch { dispvm, qube, app } => {
+            let v = call(
+                &args,
+                Request::Launch {
+                    name: qube.clone(),
+                    app: app.clone(),
+                    dispvm: *dispvm,
+                },
+            )?;
+            if *dispvm && let Some(q) = v.get("qube").and_then(Value::as_str) {
+                println!("{q}");
             }
             Ok(0)
         }
