@@ -7,13 +7,16 @@
 # until you close it. Without one it runs headless, waits for the windows, prints what is on
 # screen (`corral msg windows`), saves a screenshot to corral-demo.png and stops.
 #
-# The qubes here are development qubes: plain processes with a channel whose identity the
-# compositor assigned (--dev-qube), not yet sandboxed (the domains work brings the sandbox).
+# `work` and `personal` are development qubes: plain processes with a channel whose identity
+# the compositor assigned (--dev-qube). Headless, the demo also creates a real qube, `mail`
+# (green): a bubblewrap sandbox from the `host` template, whose terminal is launched from the
+# desktop (`corral msg launch`, what the launcher does), through the embedded domain manager.
+# Its data lives in a temporary directory and goes with the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-cargo build --release --quiet -p corral -p corral-agent
+cargo build --release --quiet -p corral -p corral-agent -p corral-domains
 bin=$PWD/target/release
 agent="$bin/corral-agent --gui-fd {fd} --exec weston-simple-shm --exec foot"
 qubes=(--dev-qube work:blue --dev-qube personal:yellow)
@@ -32,6 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 export XDG_RUNTIME_DIR=$runtime
+export XDG_DATA_HOME=$runtime/data
+export XDG_CONFIG_HOME=$runtime/config
+unset CORRAL_DATA_DIR CORRAL_RUNTIME_DIR CORRAL_ADMIN_SOCKET
 chmod 0700 "$runtime"
 socket=$runtime/corral-ipc.sock
 
@@ -42,6 +48,19 @@ corral_pid=$!
 
 # Two qubes with two apps each, plus the GUI domain's terminal.
 want=5
+for _ in $(seq 1 100); do
+    [ -S "$runtime/corral/admin.sock" ] && break
+    sleep 0.05
+done
+# A real sandboxed qube, its terminal launched from the desktop.
+if "$bin/corralctl" create host --class templatevm --label black >/dev/null \
+    && "$bin/corralctl" create mail --template host --label green >/dev/null \
+    && "$bin/corral" msg --socket "$socket" launch mail foot >/dev/null; then
+    want=6
+else
+    echo "demo: the sandboxed qube 'mail' could not start (bubblewrap needs root or user" >&2
+    echo "      namespaces; see docs/domains.md); showing the development qubes only" >&2
+fi
 for _ in $(seq 1 200); do
     count=$("$bin/corral" msg --socket "$socket" windows --json 2>/dev/null | grep -o '"id"' | wc -l || true)
     [ "$count" -ge "$want" ] && break

@@ -21,10 +21,18 @@ set -euo pipefail
 # - bubblewrap: the sandbox backend runs each qube in a bwrap sandbox (domains/)
 # - debootstrap: `corralctl template install debian` builds Debian templates with it
 # - procps: `ps`, used inside qubes by the sandbox isolation tests
+# - socat: servers and clients inside the network tests' namespaces
 # - nftables, iproute2: the network chain (sys-net, sys-firewall, per-qube firewall rules) and
 #   its tests in network namespaces
 # - waypipe: the benchmark compares the qube channel with waypipe 0.8.4
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps nftables iproute2 waypipe)
+# - libpam0g-dev, libclang-dev: the lock screen authenticates with PAM (pam-sys runs bindgen)
+# - libdbus-1-dev, dbus-daemon: the lock screen listens to logind (lock before suspend); its
+#   test runs a private bus
+# - swaylock: a GUI-domain locker (ext-session-lock-v1) in the lock screen's tests
+# - libudev-dev, libinput-dev, libgbm-dev, libseat-dev, libdrm-dev: `--backend udev` (DRM/KMS,
+#   GBM, libinput, libseat) is built and linted everywhere, though it runs only on a real seat
+# - desktop-file-utils: the session's .desktop file is validated in the tests
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps nftables iproute2 socat waypipe libpam0g-dev libclang-dev libdbus-1-dev dbus-daemon swaylock libudev-dev libinput-dev libgbm-dev libseat-dev libdrm-dev desktop-file-utils)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Corral's whole test suite: formatting, lints (with and without the Xen channel), every test,
-# and a short fuzzing run of each protocol fuzz target. Run scripts/install-deps.sh first.
-# FUZZ_SECONDS sets the fuzzing time per target (default 30).
+# Corral's whole test suite: formatting, lints (with and without the Xen channel), every test
+# (the hostile-agent suite, the lock screen's PAM tests and the network namespaces need root),
+# and a short fuzzing run of each fuzz target (protocol decoders, policy and config parsers).
+# Run scripts/install-deps.sh first. FUZZ_SECONDS sets the fuzzing time per target (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -24,7 +25,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is missing: run scripts/install-deps.sh" >&2
     exit 1
 fi
-for crate in protocol domains; do (
+for crate in protocol domains compositor; do (
     cd "$crate"
     # cargo-fuzz needs nightly flags (sanitizers); RUSTC_BOOTSTRAP lets the stable toolchain
     # accept them.

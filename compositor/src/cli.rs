@@ -28,13 +28,23 @@ pub struct Cli {
 pub enum Command {
     /// Talk to a running corral over its IPC socket (JSON replies).
     Msg(MsgArgs),
+    /// Check a config file (default: the one corral would use) and its theme; print "ok" or
+    /// the error with its file, line, column and the offending line.
+    ValidateConfig {
+        /// The file [default: $XDG_CONFIG_HOME/corral/config.toml, else
+        /// /etc/corral/config.toml, else the built-in default].
+        file: Option<PathBuf>,
+    },
+    /// Print the documented default config file (a starting point for your own).
+    PrintDefaultConfig,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Backend: `winit` (a window in your X11/Wayland session, GLES), `headless` (Pixman,
-    /// offscreen: tests, CI, screenshots) or `auto` (winit when DISPLAY or WAYLAND_DISPLAY is
-    /// set, otherwise headless).
+    /// Backend: `udev` (the real session on this machine's screens: DRM/KMS, libinput, a seat
+    /// from logind or seatd; what corral-session runs), `winit` (a window in your X11/Wayland
+    /// session, GLES), `headless` (Pixman, offscreen: tests, CI, screenshots) or `auto` (winit
+    /// when DISPLAY or WAYLAND_DISPLAY is set, otherwise headless; never udev).
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
 
@@ -48,6 +58,12 @@ pub struct RunArgs {
     /// never from the agent.
     #[arg(long = "dev-qube", value_name = "NAME:LABEL")]
     pub dev_qubes: Vec<DevQubeSpec>,
+
+    /// Listen on a Unix socket for the agent of a development qube (`corral-agent --connect
+    /// PATH`), which reconnects after a compositor restart. Repeatable. The identity comes from
+    /// this flag; PATH must be reachable from that qube only.
+    #[arg(long = "dev-listen", value_name = "NAME:LABEL:PATH")]
+    pub dev_listen: Vec<crate::qubes::DevListenSpec>,
 
     /// The agent command for --dev-qube, a template where {fd} is the inherited channel's
     /// descriptor, {name} the qube name and {label} its label. Default: `corral-agent --gui-fd
@@ -69,29 +85,48 @@ pub struct RunArgs {
     #[arg(long, value_name = "COMMAND")]
     pub gui_exec: Vec<String>,
 
-    /// Embed the domain manager: own the qube store, serve the admin socket `corralctl` uses,
-    /// start autostart qubes, and show every started qube's agent with the store's identity.
-    #[arg(long)]
+    /// Require the embedded domain manager (the default): fail, instead of running on without
+    /// qubes from the store, when it cannot start.
+    #[arg(long, conflicts_with = "no_domains")]
     pub domains: bool,
 
-    /// With --domains: the qube data directory [default: $CORRAL_DATA_DIR, else
-    /// $XDG_DATA_HOME/corral, else ~/.local/share/corral, or /var/lib/corral as root].
-    #[arg(long, value_name = "DIR", requires = "domains")]
+    /// Do not embed the domain manager (the qube store, the admin socket `corralctl` uses,
+    /// autostart qubes, the launcher's list): only --dev-qube channels.
+    #[arg(long)]
+    pub no_domains: bool,
+
+    /// The qube data directory [default: $CORRAL_DATA_DIR, else $XDG_DATA_HOME/corral, else
+    /// ~/.local/share/corral, or /var/lib/corral as root].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_domains")]
     pub domains_data: Option<PathBuf>,
 
-    /// With --domains: the admin socket [default: $XDG_RUNTIME_DIR/corral/admin.sock (or
+    /// The domain manager's admin socket [default: $XDG_RUNTIME_DIR/corral/admin.sock (or
     /// $CORRAL_RUNTIME_DIR/admin.sock), where corralctl looks with no flags]. The qubes' runtime
     /// state stays in that default directory either way.
-    #[arg(long, value_name = "PATH", requires = "domains")]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_domains")]
     pub admin_socket: Option<PathBuf>,
 
-    /// Width of window borders in pixels.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=32))]
-    pub border: i32,
+    /// The config file [default: $XDG_CONFIG_HOME/corral/config.toml, else
+    /// /etc/corral/config.toml, else the built-in default]. Reloaded live when it changes.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Width of window borders in pixels [default: decorations.border_width of the config].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub border: Option<i32>,
+
+    /// No panel along the top of the outputs (windows may then use the whole output).
+    #[arg(long)]
+    pub no_panel: bool,
 
     /// Accept `corral msg key` and `corral msg pointer` on a backend other than headless.
     #[arg(long)]
     pub allow_input_injection: bool,
+
+    /// Minimum time between two frames, in milliseconds. 0 draws as soon as anything changed
+    /// (an unthrottled output, for benchmarks: `cargo xtask bench`).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub frame_interval_ms: u64,
 
     /// Print the Corral GUI protocol version this compositor speaks and exit.
     #[arg(long)]
@@ -103,20 +138,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
 
-    /// Largest text a qube may copy into the global clipboard, in bytes (256 to 16 MiB).
-    #[arg(long, value_name = "BYTES", default_value_t = corral_protocol::limits::DEFAULT_CLIPBOARD_TEXT_BYTES,
-          value_parser = parse_clipboard_cap)]
-    pub clipboard_text_max: usize,
+    /// Largest text a qube may copy into the global clipboard, in bytes (256 to 16 MiB)
+    /// [default: clipboard.text_max_bytes of the config, 65536].
+    #[arg(long, value_name = "BYTES", value_parser = parse_clipboard_cap)]
+    pub clipboard_text_max: Option<usize>,
 
-    /// Largest PNG image a qube may copy into the global clipboard, in bytes (256 to 16 MiB).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::clipboard::DEFAULT_CLIPBOARD_PNG_BYTES,
-          value_parser = parse_clipboard_cap)]
-    pub clipboard_png_max: usize,
+    /// Largest PNG image a qube may copy into the global clipboard, in bytes (256 to 16 MiB)
+    /// [default: clipboard.png_max_bytes of the config, 4 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_clipboard_cap)]
+    pub clipboard_png_max: Option<usize>,
 
-    /// How long a qube has to answer Ctrl+Shift+C, in milliseconds; a later answer is dropped.
-    #[arg(long, value_name = "MS", default_value_t = 5000,
+    /// How long a qube has to answer Ctrl+Shift+C, in milliseconds; a later answer is dropped
+    /// [default: clipboard.copy_timeout_ms of the config, 5000].
+    #[arg(long, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    pub clipboard_timeout_ms: u64,
+    pub clipboard_timeout_ms: Option<u64>,
 
     /// Keep the global clipboard after a paste (by default one copy pastes once).
     #[arg(long)]
@@ -131,25 +167,60 @@ pub struct RunArgs {
     /// `ask`, as in Qubes).
     #[arg(long)]
     pub clipboard_ask_denies: bool,
+
+    /// Lock the session after this many seconds without keyboard or pointer input (the lock
+    /// screen, `corral msg lock`). Off unless given.
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_lock: Option<u64>,
+
+    /// The user whose password unlocks the lock screen [default: the user running corral].
+    #[arg(long, value_name = "USER")]
+    pub lock_user: Option<String>,
+
+    /// The PAM service the lock screen checks passwords with (/etc/pam.d/SERVICE).
+    #[arg(long, value_name = "SERVICE", default_value = crate::lock::DEFAULT_PAM_SERVICE)]
+    pub lock_pam_service: String,
+
+    /// Do not ask logind (system bus) to lock before suspend and on `loginctl lock-session`.
+    #[arg(long)]
+    pub no_logind: bool,
 }
 
 impl RunArgs {
-    /// The global clipboard's settings from the flags.
-    pub fn clipboard_config(&self) -> crate::clipboard::ClipboardConfig {
-        crate::clipboard::ClipboardConfig {
-            policy_dir: self
-                .policy_dir
-                .clone()
-                .unwrap_or_else(crate::clipboard::default_policy_dir),
-            text_max: self.clipboard_text_max,
-            png_max: self.clipboard_png_max,
-            timeout: std::time::Duration::from_millis(self.clipboard_timeout_ms),
-            keep_after_paste: self.clipboard_keep,
-            wipe_after: self
-                .clipboard_wipe_after
-                .map(std::time::Duration::from_secs),
-            ask_is_allow: !self.clipboard_ask_denies,
+    /// The lock screen's settings: the flags over `base`.
+    pub fn lock_config(&self, base: crate::lock::LockConfig) -> crate::lock::LockConfig {
+        crate::lock::LockConfig {
+            user: self.lock_user.clone().unwrap_or(base.user),
+            pam_service: self.lock_pam_service.clone(),
+            idle_timeout: self
+                .idle_lock
+                .map(std::time::Duration::from_secs)
+                .or(base.idle_timeout),
         }
+    }
+
+    /// The settings given as flags, which win over the config file.
+    pub fn overrides(&self) -> crate::config::live::Overrides {
+        crate::config::live::Overrides {
+            border: self.border,
+            policy_dir: self.policy_dir.clone(),
+            clipboard_text_max: self.clipboard_text_max,
+            clipboard_png_max: self.clipboard_png_max,
+            clipboard_timeout_ms: self.clipboard_timeout_ms,
+            clipboard_keep: self.clipboard_keep,
+            clipboard_wipe_after: self.clipboard_wipe_after,
+            clipboard_ask_denies: self.clipboard_ask_denies,
+            allow_input_injection: self.allow_input_injection,
+        }
+    }
+
+    /// The global clipboard's settings from the flags over the built-in defaults.
+    pub fn clipboard_config(&self) -> crate::clipboard::ClipboardConfig {
+        crate::config::apply::clipboard_config(
+            &crate::config::schema::Clipboard::default(),
+            &self.overrides(),
+        )
     }
 }
 
@@ -187,6 +258,9 @@ pub enum MsgCommand {
     Qubes,
     /// List the notifications on screen (JSON).
     Notifications,
+    /// Read the config file again now (corral also does when the file changes); prints the
+    /// error, with its line and column, if the file has one.
+    ReloadConfig,
     /// The global clipboard's state: source qube, kind, size, age; never the content.
     Clipboard {
         /// Print JSON instead of one line.
@@ -201,6 +275,15 @@ pub enum MsgCommand {
     Close { id: u64 },
     /// Switch to a workspace (1-based).
     Workspace { n: u32 },
+    /// Lock the session now (the built-in lock screen; the user's password unlocks).
+    Lock,
+    /// The lock screen's state: locked, holder, characters typed (never the text), failures.
+    LockState,
+    /// Add a virtual output WIDTHxHEIGHT to the right of the others (headless backend).
+    AddOutput {
+        #[arg(value_parser = parse_size)]
+        size: (i32, i32),
+    },
     /// List qubes (stopped ones too) and the applications each offers, from the embedded
     /// domain manager.
     Apps {
@@ -209,6 +292,11 @@ pub enum MsgCommand {
         /// Print JSON instead of a list.
         #[arg(long)]
         json: bool,
+    },
+    /// Open or close the launcher, as its shortcut does, or print its state.
+    Launcher {
+        #[arg(value_enum, default_value = "state")]
+        action: crate::ipc::LauncherAction,
     },
     /// Start an application (an id from `apps`) in a qube, starting the qube first if needed.
     Launch {

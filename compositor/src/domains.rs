@@ -165,6 +165,17 @@ fn agent_binary() -> Option<PathBuf> {
     agent.is_file().then_some(agent)
 }
 
+/// A store colour (`#rrggbb`) as drawn; gray when it does not parse (the store validates it).
+pub fn colour_of(hex: &str) -> crate::labels::Rgb {
+    hex.strip_prefix('#')
+        .filter(|h| h.len() == 6)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .map_or(
+            crate::labels::Rgb::from_hex(0x555753),
+            crate::labels::Rgb::from_hex,
+        )
+}
+
 /// A label of the store as the compositor draws it.
 pub fn label_from_store(label: &corral_domains::Label) -> Label {
     Label::from_store(label.index, &label.name, &label.color)
@@ -174,15 +185,7 @@ impl State {
     /// A qube started without its GUI agent: its apps cannot show windows. Say so, in the
     /// qube's colour, rather than leave the user waiting for a window.
     fn agent_failed_to_start(&mut self, qube: &str, why: &str) {
-        let colour = self
-            .domain_manager
-            .as_ref()
-            .and_then(|m| {
-                let model = m.model();
-                let q = model.get(qube).ok()?;
-                Some(label_from_store(model.label(&q.label).ok()?).colour)
-            })
-            .unwrap_or(crate::labels::GUI_DOMAIN_LABEL.colour);
+        let colour = self.store_colour(qube);
         self.notify(
             colour,
             format!("[{qube}] runs without GUI"),
@@ -270,10 +273,125 @@ pub struct QubeApps {
     pub state: String,
     pub label: String,
     pub colour: String,
+    /// A disposable template: its apps can also start in a new disposable.
+    #[serde(default)]
+    pub template_for_dispvms: bool,
     pub apps: Vec<corral_domains::apps::AppEntry>,
     /// Why the list could not be read, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What the domain manager's threads report back to the event loop.
+#[derive(Debug)]
+pub enum DomainEvent {
+    /// The launcher's list of qubes and their applications.
+    LauncherList(Result<Vec<QubeApps>, String>),
+    /// A launch from the launcher failed.
+    LaunchFailed {
+        qube: String,
+        app: String,
+        why: String,
+    },
+    /// A pause, shutdown… from the panel's menu failed.
+    ActionFailed {
+        qube: String,
+        what: String,
+        why: String,
+    },
+}
+
+/// Runs `work` on a named thread of its own (the manager's calls block: files, processes).
+pub fn in_background(name: &str, work: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(work) {
+        tracing::warn!("no thread for {name}: {e}");
+    }
+}
+
+impl State {
+    /// The sender whose events reach [`State::domain_event`] on the event loop (registered on
+    /// first use).
+    pub fn domain_events(&mut self) -> channel::Sender<DomainEvent> {
+        if let Some(tx) = &self.domain_events {
+            return tx.clone();
+        }
+        let (tx, rx) = channel::channel::<DomainEvent>();
+        if let Err(e) = self
+            .handle
+            .insert_source(rx, |event, _, state: &mut State| {
+                if let Event::Msg(event) = event {
+                    state.domain_event(event);
+                }
+            })
+        {
+            tracing::error!("registering the domain event channel: {e}");
+        }
+        self.domain_events = Some(tx.clone());
+        tx
+    }
+
+    fn domain_event(&mut self, event: DomainEvent) {
+        match event {
+            DomainEvent::LauncherList(list) => {
+                self.launcher.set_qubes(list);
+                self.queue_redraw();
+            }
+            DomainEvent::LaunchFailed { qube, app, why } => {
+                let colour = self.store_colour(&qube);
+                self.notify(colour, format!("[{qube}] could not start {app}"), why);
+            }
+            DomainEvent::ActionFailed { qube, what, why } => {
+                let colour = self.store_colour(&qube);
+                self.notify(colour, format!("[{qube}]: {what} failed"), why);
+            }
+        }
+    }
+
+    /// A qube's label colour from the store (the GUI domain's when unknown).
+    fn store_colour(&self, qube: &str) -> crate::labels::Rgb {
+        self.domain_manager
+            .as_ref()
+            .and_then(|m| {
+                let model = m.model();
+                let q = model.get(qube).ok()?;
+                Some(label_from_store(model.label(&q.label).ok()?).colour)
+            })
+            .unwrap_or(crate::labels::GUI_DOMAIN_LABEL.colour)
+    }
+}
+
+/// Every qube but dom0 (or only `only`) with its state, colour and applications.
+pub fn qube_apps(manager: &Arc<Manager>, only: Option<&str>) -> Result<Vec<QubeApps>, String> {
+    let mut out = Vec::new();
+    let model = manager.model();
+    for q in manager.list() {
+        if q.class == corral_domains::Class::AdminVM.to_string()
+            || only.is_some_and(|wanted| wanted != q.name)
+        {
+            continue;
+        }
+        let (apps, error) = match manager.apps(&q.name) {
+            Ok(apps) => (apps, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let template_for_dispvms = model.get(&q.name).is_ok_and(|m| m.template_for_dispvms);
+        out.push(QubeApps {
+            template_for_dispvms,
+            name: q.name,
+            class: q.class,
+            state: q.state,
+            label: q.label,
+            colour: q.color,
+            apps,
+            error,
+        });
+    }
+    if let Some(wanted) = only
+        && out.is_empty()
+    {
+        return Err(format!("there is no qube {wanted:?}"));
+    }
+    Ok(out)
 }
 
 /// Answers an `apps` or `launch` request on its own thread and writes the reply to `stream`.
@@ -282,22 +400,17 @@ pub fn answer_in_background(
     request: crate::ipc::Request,
     stream: std::os::unix::net::UnixStream,
 ) {
-    let spawned = std::thread::Builder::new()
-        .name("corral-ipc-domains".into())
-        .spawn(move || {
-            let answer = match manager_request(&manager, request) {
-                Ok(value) => crate::ipc::Reply {
-                    ok: true,
-                    result: Some(value),
-                    error: None,
-                },
-                Err(e) => crate::ipc::server::error_reply(e),
-            };
-            crate::ipc::server::reply(&stream, &answer);
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("IPC: no thread for a domain manager request: {e}");
-    }
+    in_background("corral-ipc-domains", move || {
+        let answer = match manager_request(&manager, request) {
+            Ok(value) => crate::ipc::Reply {
+                ok: true,
+                result: Some(value),
+                error: None,
+            },
+            Err(e) => crate::ipc::server::error_reply(e),
+        };
+        crate::ipc::server::reply(&stream, &answer);
+    });
 }
 
 fn manager_request(
@@ -307,33 +420,7 @@ fn manager_request(
     use corral_domains::api;
     match request {
         crate::ipc::Request::Apps { qube } => {
-            let mut out = Vec::new();
-            for q in manager.list() {
-                if q.class == corral_domains::Class::AdminVM.to_string()
-                    || qube.as_ref().is_some_and(|wanted| *wanted != q.name)
-                {
-                    continue;
-                }
-                let (apps, error) = match manager.apps(&q.name) {
-                    Ok(apps) => (apps, None),
-                    Err(e) => (Vec::new(), Some(e.to_string())),
-                };
-                out.push(QubeApps {
-                    name: q.name,
-                    class: q.class,
-                    state: q.state,
-                    label: q.label,
-                    colour: q.color,
-                    apps,
-                    error,
-                });
-            }
-            if let Some(wanted) = qube
-                && out.is_empty()
-            {
-                return Err(format!("there is no qube {wanted:?}"));
-            }
-            serde_json::to_value(out).map_err(|e| e.to_string())
+            serde_json::to_value(qube_apps(manager, qube.as_deref())?).map_err(|e| e.to_string())
         }
         crate::ipc::Request::Launch { qube, app, dispvm } => manager
             .handle(

@@ -21,7 +21,7 @@ use corral_protocol::{Axis, FixedPoint, GuiMessage, WindowId};
 use smithay::backend::input::{ButtonState, KeyState};
 use smithay::input::Seat;
 use smithay::input::keyboard::{
-    FilterResult, KeyboardTarget, Keycode, KeysymHandle, ModifiersState, keysyms,
+    FilterResult, KeyboardTarget, Keycode, KeysymHandle, ModifiersState,
 };
 use smithay::input::pointer::{
     AxisFrame, ButtonEvent, GestureHoldBeginEvent, GestureHoldEndEvent, GesturePinchBeginEvent,
@@ -42,7 +42,7 @@ pub const BTN_RIGHT: u32 = 0x111;
 pub const BTN_MIDDLE: u32 = 0x112;
 
 /// Pixels a keyboard move or resize step takes.
-const KEY_STEP: i32 = 32;
+pub const KEY_STEP: i32 = 32;
 
 /// Something that can have keyboard or pointer focus: a qube window, or a surface of a
 /// GUI-domain client.
@@ -130,6 +130,8 @@ pub struct InputState {
     /// Keys the focused window saw pressed (released toward it on focus change).
     pub forwarded: HashSet<u32>,
     pub buttons: HashSet<u32>,
+    /// The shortcuts, from `[keybindings]` in the config.
+    pub bindings: crate::config::bindings::Bindings,
 }
 
 impl InputState {
@@ -140,6 +142,7 @@ impl InputState {
             suppressed: HashSet::new(),
             forwarded: HashSet::new(),
             buttons: HashSet::new(),
+            bindings: crate::config::bindings::Bindings::default(),
         }
     }
 
@@ -151,88 +154,48 @@ impl InputState {
     }
 }
 
-/// What a reserved shortcut does.
+/// What a reserved shortcut does (bound in `[keybindings]`, see `crate::config::bindings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Consumed and nothing else (the Super key itself, unbound combinations).
+    /// Consumed and nothing else (the Super key itself, unbound Super combinations).
     None,
     Copy,
     Paste,
+    /// Opens the launcher (`crate::launcher`).
+    Launcher,
     Switcher,
+    /// Locks the session (`crate::lock`).
+    Lock,
     ToggleMaximize,
+    /// Fullscreen is drawn maximised with the frame kept (decision 4).
+    Fullscreen,
     Minimize,
     Close,
+    Screenshot,
     Workspace(u32),
     MoveToWorkspace(u32),
     MoveBy(i32, i32),
     ResizeBy(i32, i32),
 }
 
-/// Decides whether a key press is a reserved shortcut. Any combination with Super is reserved,
-/// and so are Ctrl+Shift+C/V (global clipboard) and Alt+Tab (switcher).
+/// Decides whether a key press is a reserved shortcut with the default keybindings (the
+/// running compositor uses the config's, `InputState::bindings`). Any combination with Super
+/// is reserved, bound or not.
 pub fn reserved_action(mods: &ModifiersState, sym: u32) -> Option<Action> {
-    let lower = |s: u32| {
-        if (keysyms::KEY_A..=keysyms::KEY_Z).contains(&s) {
-            s + (keysyms::KEY_a - keysyms::KEY_A)
-        } else {
-            s
-        }
-    };
-    let sym = lower(sym);
-    if matches!(sym, keysyms::KEY_Super_L | keysyms::KEY_Super_R) {
-        return Some(Action::None);
-    }
-    if mods.ctrl && mods.shift && !mods.logo {
-        match sym {
-            keysyms::KEY_c => return Some(Action::Copy),
-            keysyms::KEY_v => return Some(Action::Paste),
-            _ => {}
-        }
-    }
-    if mods.alt && !mods.logo && matches!(sym, keysyms::KEY_Tab | keysyms::KEY_ISO_Left_Tab) {
-        return Some(Action::Switcher);
-    }
-    if !mods.logo {
-        return None;
-    }
-    let digit = |s: u32| match s {
-        keysyms::KEY_1..=keysyms::KEY_9 => Some(s - keysyms::KEY_0),
-        keysyms::KEY_exclam => Some(1),
-        keysyms::KEY_at => Some(2),
-        keysyms::KEY_numbersign => Some(3),
-        keysyms::KEY_dollar => Some(4),
-        keysyms::KEY_percent => Some(5),
-        keysyms::KEY_asciicircum => Some(6),
-        keysyms::KEY_ampersand => Some(7),
-        keysyms::KEY_asterisk => Some(8),
-        keysyms::KEY_parenleft => Some(9),
-        _ => None,
-    };
-    let action = match sym {
-        keysyms::KEY_Tab | keysyms::KEY_ISO_Left_Tab => Action::Switcher,
-        keysyms::KEY_q => Action::Close,
-        keysyms::KEY_Up if mods.ctrl => Action::MoveBy(0, -KEY_STEP),
-        keysyms::KEY_Down if mods.ctrl => Action::MoveBy(0, KEY_STEP),
-        keysyms::KEY_Left if mods.ctrl => Action::MoveBy(-KEY_STEP, 0),
-        keysyms::KEY_Right if mods.ctrl => Action::MoveBy(KEY_STEP, 0),
-        keysyms::KEY_Up if mods.shift => Action::ResizeBy(0, -KEY_STEP),
-        keysyms::KEY_Down if mods.shift => Action::ResizeBy(0, KEY_STEP),
-        keysyms::KEY_Left if mods.shift => Action::ResizeBy(-KEY_STEP, 0),
-        keysyms::KEY_Right if mods.shift => Action::ResizeBy(KEY_STEP, 0),
-        keysyms::KEY_Up => Action::ToggleMaximize,
-        keysyms::KEY_Down => Action::Minimize,
-        s => match digit(s) {
-            Some(n) if mods.shift => Action::MoveToWorkspace(n),
-            Some(n) => Action::Workspace(n),
-            None => Action::None,
-        },
-    };
-    Some(action)
+    crate::config::bindings::Bindings::default().action(mods, sym, sym)
 }
 
 impl State {
     /// One key event, from a device or injected: evdev `keycode`.
     pub fn handle_key(&mut self, keycode: u32, pressed: bool, time: u32) {
+        // While locked every key goes to the lock screen (or the locker), none to a window.
+        if self.lock_intercepts_key(keycode, pressed, time) {
+            return;
+        }
+        // While the launcher is open every key is its (crate::launcher).
+        if self.launcher_intercepts_key(keycode, pressed, time) {
+            return;
+        }
         let serial = SERIAL_COUNTER.next_serial();
         let state = if pressed {
             KeyState::Pressed
@@ -256,7 +219,7 @@ impl State {
                 }
                 let sym = handle.modified_sym().raw();
                 let raw = handle.raw_syms().first().map(|s| s.raw()).unwrap_or(sym);
-                match reserved_action(mods, sym).or_else(|| reserved_action(mods, raw)) {
+                match state.input.bindings.action(mods, sym, raw) {
                     Some(action) => {
                         state.input.suppressed.insert(keycode);
                         FilterResult::Intercept(Some(action))
@@ -276,10 +239,13 @@ impl State {
             Action::None => {}
             Action::Copy => self.clipboard_copy(),
             Action::Paste => self.clipboard_paste(),
+            Action::Lock => self.lock(crate::lock::LockReason::Shortcut),
+            Action::Launcher => self.open_launcher(),
+            Action::Screenshot => self.save_screenshot(),
             Action::Switcher => {
                 self.layout.cycle_focus();
             }
-            Action::ToggleMaximize => {
+            Action::ToggleMaximize | Action::Fullscreen => {
                 if let Some(w) = focus {
                     self.layout.toggle_maximize(w);
                     self.send_configure(w);
@@ -342,6 +308,9 @@ impl State {
 
     /// Pointer moved to a global position.
     pub fn pointer_motion(&mut self, x: f64, y: f64, time: u32) {
+        if self.lock_intercepts_motion(x, y, time) {
+            return;
+        }
         let (x, y) = self.clamp_to_outputs(x, y);
         self.input.pointer = (x, y);
         if let Some(drag) = self.input.drag {
@@ -384,7 +353,26 @@ impl State {
 
     /// A button (evdev code) at the current pointer position.
     pub fn pointer_button(&mut self, button: u32, pressed: bool, time: u32) {
+        if self.lock_intercepts_button(button, pressed, time) {
+            return;
+        }
         let (x, y) = self.input.pointer;
+        // A release whose press the trusted layer took is the trusted layer's too.
+        if !pressed && self.panel_swallowed.remove(&button) {
+            return;
+        }
+        // An open qube menu takes the next click (an entry, or anywhere to close it), and the
+        // panel is the compositor's: a click on it never reaches a window.
+        if pressed
+            && self.input.buttons.is_empty()
+            && (self.panel_menu_click(x, y) || self.panel_at(x, y).is_some())
+        {
+            if button == BTN_LEFT && self.panel_at(x, y).is_some() {
+                self.panel_click(x, y);
+            }
+            self.panel_swallowed.insert(button);
+            return;
+        }
         if pressed {
             let first = self.input.buttons.is_empty();
             self.input.buttons.insert(button);
@@ -444,6 +432,14 @@ impl State {
 
     /// Scrolling at the pointer.
     pub fn pointer_axis(&mut self, vertical: f64, horizontal: f64, time: u32) {
+        if self.lock_intercepts_axis() {
+            return;
+        }
+        let (vertical, horizontal) = if self.settings.loaded.config.input.natural_scrolling {
+            (-vertical, -horizontal)
+        } else {
+            (vertical, horizontal)
+        };
         let pointer = self.pointer.clone();
         let mut frame = AxisFrame::new(time);
         if vertical != 0.0 {
@@ -548,7 +544,7 @@ impl State {
     }
 
     /// Keeps the pointer on an output.
-    fn clamp_to_outputs(&self, x: f64, y: f64) -> (f64, f64) {
+    pub(crate) fn clamp_to_outputs(&self, x: f64, y: f64) -> (f64, f64) {
         if self.layout.output_at(x, y).is_some() {
             return (x, y);
         }
@@ -587,7 +583,7 @@ pub fn parse_combo(combo: &str) -> Result<Vec<u32>, String> {
         };
         codes.push(code.ok_or_else(|| {
             if last {
-                format!("unknown key {part:?} (letters, digits, F1-F12, Return, Escape, Tab, space, BackSpace, Delete, Up, Down, Left, Right, Home, End, Page_Up, Page_Down)")
+                format!("unknown key {part:?} (letters, digits, F1-F12, Return, Escape, Tab, space, BackSpace, Delete, Up, Down, Left, Right, Home, End, Page_Up, Page_Down, Print)")
             } else {
                 format!("unknown modifier {part:?} (ctrl, shift, alt, super)")
             }
@@ -687,6 +683,7 @@ pub fn key_code(name: &str) -> Option<u32> {
         "end" => 107,
         "page_up" | "pageup" | "prior" => 104,
         "page_down" | "pagedown" | "next" => 109,
+        "print" | "sysrq" => 99,
         "minus" => 12,
         "equal" => 13,
         _ => return None,
@@ -708,9 +705,9 @@ impl KeyboardTarget<State> for QubeTarget {
     ) {
         // Keys held now were pressed for someone else: the new window learns none of them.
         data.input.forwarded.clear();
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::KeyboardEnter {
+            GuiMessage::KeyboardEnter {
                 window: self.window,
                 pressed_keys: Vec::new(),
             },
@@ -722,9 +719,9 @@ impl KeyboardTarget<State> for QubeTarget {
         let time = data.now_ms();
         let keys: Vec<u32> = data.input.forwarded.drain().collect();
         for keycode in keys {
-            data.send_to(
+            data.send_input(
                 self.conn,
-                &GuiMessage::Key {
+                GuiMessage::Key {
                     window: self.window,
                     time_ms: time,
                     keycode,
@@ -732,9 +729,9 @@ impl KeyboardTarget<State> for QubeTarget {
                 },
             );
         }
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::KeyboardLeave {
+            GuiMessage::KeyboardLeave {
                 window: self.window,
             },
         );
@@ -757,9 +754,9 @@ impl KeyboardTarget<State> for QubeTarget {
             // Pressed before this window had focus: its release is not this window's business.
             return;
         }
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::Key {
+            GuiMessage::Key {
                 window: self.window,
                 time_ms: time,
                 keycode,
@@ -776,9 +773,9 @@ impl KeyboardTarget<State> for QubeTarget {
         _serial: Serial,
     ) {
         let m = modifiers.serialized;
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::Modifiers {
+            GuiMessage::Modifiers {
                 window: self.window,
                 depressed: m.depressed,
                 latched: m.latched,
@@ -791,9 +788,9 @@ impl KeyboardTarget<State> for QubeTarget {
 
 impl PointerTarget<State> for QubeTarget {
     fn enter(&self, _seat: &Seat<State>, data: &mut State, event: &MotionEvent) {
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::PointerEnter {
+            GuiMessage::PointerEnter {
                 window: self.window,
                 position: fixed(event.location),
             },
@@ -801,9 +798,9 @@ impl PointerTarget<State> for QubeTarget {
     }
 
     fn motion(&self, _seat: &Seat<State>, data: &mut State, event: &MotionEvent) {
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::PointerMotion {
+            GuiMessage::PointerMotion {
                 window: self.window,
                 time_ms: event.time,
                 position: fixed(event.location),
@@ -820,9 +817,9 @@ impl PointerTarget<State> for QubeTarget {
     }
 
     fn button(&self, _seat: &Seat<State>, data: &mut State, event: &ButtonEvent) {
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::PointerButton {
+            GuiMessage::PointerButton {
                 window: self.window,
                 time_ms: event.time,
                 button: event.button,
@@ -841,9 +838,9 @@ impl PointerTarget<State> for QubeTarget {
             if value == 0.0 && v120 == 0 {
                 continue;
             }
-            data.send_to(
+            data.send_input(
                 self.conn,
-                &GuiMessage::PointerAxis {
+                GuiMessage::PointerAxis {
                     window: self.window,
                     time_ms: frame.time,
                     axis,
@@ -867,9 +864,9 @@ impl PointerTarget<State> for QubeTarget {
     fn gesture_hold_end(&self, _: &Seat<State>, _: &mut State, _: &GestureHoldEndEvent) {}
 
     fn leave(&self, _seat: &Seat<State>, data: &mut State, _serial: Serial, _time: u32) {
-        data.send_to(
+        data.send_input(
             self.conn,
-            &GuiMessage::PointerLeave {
+            GuiMessage::PointerLeave {
                 window: self.window,
             },
         );
@@ -1012,6 +1009,7 @@ impl PointerTarget<State> for FocusTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smithay::input::keyboard::keysyms;
 
     #[test]
     fn combos_parse_to_evdev_codes() {

@@ -291,6 +291,10 @@ impl CompositorHandler for State {
         while let Some(parent) = get_parent(&root) {
             root = parent;
         }
+        // A screen locker's surface (`crate::lock::session_lock`): drawn, not a window.
+        if self.lock_surface_committed(&root) {
+            return;
+        }
         let Some(win) = self.local_win_of(&root) else {
             return;
         };

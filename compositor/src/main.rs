@@ -10,6 +10,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Msg(args)) => msg(args),
+        Some(Command::ValidateConfig { file }) => return validate_config(file.as_deref()),
+        Some(Command::PrintDefaultConfig) => {
+            print!("{}", corral::config::DEFAULT_CONFIG_TEXT);
+            Ok(())
+        }
         None if cli.run.protocol_version => {
             println!("{}", corral_protocol::Version::CURRENT);
             Ok(())
@@ -20,6 +25,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corral: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `corral validate-config [FILE]`: "ok" (and any warnings), or the located error.
+fn validate_config(file: Option<&std::path::Path>) -> ExitCode {
+    let source = corral::config::Source::find(file);
+    match corral::config::load(&source) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -50,12 +73,19 @@ fn msg(args: MsgArgs) -> anyhow::Result<()> {
         MsgCommand::Outputs => Request::Outputs,
         MsgCommand::Qubes => Request::Qubes,
         MsgCommand::Notifications => Request::Notifications,
+        MsgCommand::ReloadConfig => Request::ReloadConfig,
         MsgCommand::Screenshot { file } => Request::Screenshot {
             path: std::path::absolute(&file)?,
         },
         MsgCommand::Focus { id } => Request::Focus { id },
         MsgCommand::Close { id } => Request::Close { id },
         MsgCommand::Workspace { n } => Request::Workspace { n },
+        MsgCommand::Lock => Request::Lock,
+        MsgCommand::LockState => Request::LockState,
+        MsgCommand::AddOutput { size } => Request::AddOutput {
+            width: size.0,
+            height: size.1,
+        },
         MsgCommand::Apps { qube, json } => {
             let value = client::request(&socket, &Request::Apps { qube })?;
             if json {
@@ -75,6 +105,7 @@ fn msg(args: MsgArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         MsgCommand::Launch { dispvm, qube, app } => Request::Launch { qube, app, dispvm },
+        MsgCommand::Launcher { action } => Request::Launcher { action },
         MsgCommand::Key { combo, action } => Request::Key { combo, action },
         MsgCommand::Pointer {
             action,

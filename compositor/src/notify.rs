@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::labels::{self, Rgb};
+use crate::labels::Rgb;
 use crate::layout::Rect;
 use crate::render::text::Pixels;
 
@@ -83,24 +83,34 @@ impl Notifications {
 }
 
 /// Draws a toast: dark box, a stripe in the label colour, headline and detail.
+/// Colours and stripe width come from the theme's `[notifications]`.
 pub fn draw_toast(toast: &Toast, width: i32, height: i32) -> Pixels {
-    let bg = Rgb::new(0x18, 0x18, 0x1a);
-    let mut p = Pixels::filled(width, height, bg);
-    // Frame in light grey so the box stands out on any window.
-    let edge = Rgb::new(0xd0, 0xd0, 0xd0);
+    let style = crate::config::theme::look().notifications;
+    let mut p = Pixels::filled(width, height, style.background.0);
+    // An edge so the box stands out on any window.
+    let edge = style.edge.0;
     p.fill_rect(0, 0, width, 1, edge);
     p.fill_rect(0, height - 1, width, 1, edge);
     p.fill_rect(0, 0, 1, height, edge);
     p.fill_rect(width - 1, 0, 1, height, edge);
-    p.fill_rect(1, 1, 8, height - 2, toast.colour);
-    p.draw_text(&toast.headline, 16, 5, 15.0, width - 24, labels::WHITE);
+    let stripe = style.stripe_width.get() as i32;
+    p.fill_rect(1, 1, stripe, height - 2, toast.colour);
+    let text_x = stripe + 8;
+    p.draw_text(
+        &toast.headline,
+        text_x,
+        5,
+        15.0,
+        width - text_x - 8,
+        style.headline.0,
+    );
     p.draw_text(
         &toast.detail,
-        16,
+        text_x,
         27,
         13.0,
-        width - 24,
-        Rgb::new(0xc8, 0xc8, 0xc8),
+        width - text_x - 8,
+        style.detail.0,
     );
     p
 }

@@ -37,9 +37,11 @@ pub struct Config {
     pub dev_agent_command: Option<String>,
     pub ipc_socket: Option<PathBuf>,
     pub clipboard: crate::clipboard::ClipboardConfig,
+    /// Minimum time between two frames (`--frame-interval-ms`; [`FRAME_INTERVAL`] by default).
+    pub frame_interval: Duration,
 }
 
-/// Minimum time between two frames.
+/// Minimum time between two frames, unless `--frame-interval-ms` says otherwise.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// Half-period of the attention pulse.
 pub const PULSE: Duration = Duration::from_millis(500);
@@ -72,6 +74,21 @@ pub struct State {
     pub ipc_path: Option<PathBuf>,
     /// The embedded domain manager (`--domains`), to tell a crashed agent from a stopped qube.
     pub domain_manager: Option<std::sync::Arc<corral_domains::manager::Manager>>,
+    /// The config file in use (`crate::config`), reloaded live.
+    pub settings: crate::config::live::Settings,
+    /// The lock screen (`crate::lock`): while locked no qube gets input or is drawn.
+    pub lock: crate::lock::Lock,
+    /// The launcher (`crate::launcher`): while open, the keyboard is its alone.
+    pub launcher: crate::launcher::Launcher,
+    /// The menu of a qube's panel chip, while open.
+    pub panel_menu: Option<crate::panel::QubeMenu>,
+    /// Buttons pressed on the panel or its menu: their releases are the panel's too.
+    pub panel_swallowed: std::collections::HashSet<u32>,
+    /// The domain manager's qube states as the panel last read them, and when.
+    pub panel_states: std::cell::RefCell<Option<(Instant, Vec<corral_domains::api::QubeInfo>)>>,
+    /// Where the domain manager's threads report back (`crate::domains::DomainEvent`).
+    pub domain_events:
+        Option<smithay::reexports::calloop::channel::Sender<crate::domains::DomainEvent>>,
     pub running: bool,
 }
 
@@ -129,6 +146,8 @@ impl State {
         wayland.sync_outputs(&outputs);
         let layout = Layout::new(config.layout, outputs);
         let clipboard = crate::clipboard::GlobalClipboard::new(config.clipboard.clone());
+        let lock =
+            crate::lock::Lock::new(&wayland.display_handle, crate::lock::LockConfig::default());
         Ok(State {
             handle,
             signal,
@@ -153,6 +172,13 @@ impl State {
             last_frame: None,
             ipc_path: None,
             domain_manager: None,
+            launcher: crate::launcher::Launcher::default(),
+            panel_states: std::cell::RefCell::new(None),
+            panel_menu: None,
+            panel_swallowed: std::collections::HashSet::new(),
+            domain_events: None,
+            settings: crate::config::live::Settings::builtin(),
+            lock,
             running: true,
         })
     }
@@ -204,7 +230,13 @@ impl State {
         agent: Option<DevAgent>,
     ) -> anyhow::Result<ConnId> {
         let id = self.qubes.next_conn_id();
-        let mut conn = QubeConnection::new(id, identity, socket)?;
+        let limits = self
+            .settings
+            .loaded
+            .config
+            .security
+            .session_limits(identity.name.as_str());
+        let mut conn = QubeConnection::with_limits(id, identity, socket, limits)?;
         conn.agent = agent;
         let (read_fd, write_fd) = conn.poll_fds()?;
         let read = self
@@ -298,8 +330,18 @@ impl State {
         let Some(conn) = self.qubes.conns.get_mut(&id) else {
             return;
         };
+        if conn.send_failed {
+            return;
+        }
         if let Err(e) = conn.conn.send(msg) {
-            self.cut_off(id, ConnectionError::Send(e));
+            // This may run inside a seat callback (a key, keyboard enter, pointer motion) while
+            // Smithay holds the seat's lock: cutting the qube off here re-enters the seat
+            // (`sync_focus`) and deadlocked the compositor (hostile test
+            // `queue_overflowing_during_a_key_event_cuts_off_without_hanging`). Cut it off from
+            // the event loop instead, once; nothing more is queued for it meanwhile.
+            conn.send_failed = true;
+            self.handle
+                .insert_idle(move |state| state.cut_off(id, ConnectionError::Send(e)));
         }
     }
 
@@ -447,7 +489,17 @@ impl State {
     /// Makes the keyboard follow the layout's focus, and tells the windows concerned whether
     /// they are active.
     pub fn sync_focus(&mut self) {
-        let wanted = self.layout.focus();
+        // While locked the keyboard belongs to the lock screen (or the locker), never a window.
+        if self.lock.is_locked() {
+            self.sync_lock_focus();
+            return;
+        }
+        // While the launcher is open the keyboard is the launcher's: no window has it.
+        let wanted = if self.launcher.is_open() {
+            None
+        } else {
+            self.layout.focus()
+        };
         let current = self.keyboard.current_focus().map(|f| f.win());
         if wanted == current {
             return;
@@ -585,6 +637,9 @@ impl State {
                 },
             );
         }
+        // A locker's surfaces follow their outputs' sizes (new outputs show the built-in lock
+        // screen until the locker gives them a surface, QSB-68).
+        self.configure_lock_surfaces();
         self.queue_redraw();
     }
 

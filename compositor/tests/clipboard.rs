@@ -129,6 +129,15 @@ fn copy_then_paste_delivers_to_the_focused_qube_once_and_wipes() {
     assert_eq!(info.kind.as_deref(), Some("text"));
     assert_eq!(info.size, Some(secret.len()));
     assert!(info.age_ms.is_some());
+    // The panel shows where the clipboard's content came from, in that qube's colour.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let image = corral.screenshot("clipboard-panel");
+    let m = corral::panel::clipboard_marker(1600);
+    image.assert_all(
+        "the panel's clipboard marker",
+        (m.x, m.y, m.w, m.h),
+        0x3465a4,
+    );
     // The state is shown, the content never.
     let json = serde_json::to_string(&corral.request(&Request::Clipboard).unwrap()).unwrap();
     assert!(!json.contains("secret"), "{json}");

@@ -7,6 +7,7 @@ mod common;
 use common::agent::{self, HEIGHT, POPUP_H, POPUP_W, SQUARE, WIDTH};
 use common::{Corral, assert_frame_border, hex};
 use corral::labels::{DARK_TEXT, LIGHT_TEXT, Label};
+use corral::panel::PANEL_HEIGHT;
 
 const BORDER: i32 = 4;
 const TITLE: i32 = 24;
@@ -171,6 +172,14 @@ fn keys_go_only_to_the_focused_qube() {
             .agent_log("personal")
             .iter()
             .any(|l| l == "Key 1 48 0")
+            .then_some(())
+    });
+    // work's agent is another process: its keyboard_leave may be logged a moment later.
+    corral.wait_for("work's keyboard_leave", || {
+        corral
+            .agent_log("work")
+            .iter()
+            .any(|l| l == "KeyboardLeave 1")
             .then_some(())
     });
     let work_log = corral.agent_log("work");
@@ -372,7 +381,8 @@ fn a_hostile_agent_is_cut_off_with_a_notification() {
     let image = corral.screenshot("hostile-cut-off");
     assert_frame_border(&image, &work, BORDER, 0x3465a4);
     // The toast is drawn on the trusted layer: its stripe carries hostile's label colour.
-    let stripe = image.pixels(1600 - 12 - 640 + 3, 12 + 20, 4, 4);
+    // (Toasts stack below the panel.)
+    let stripe = image.pixels(1600 - 12 - 640 + 3, PANEL_HEIGHT + 12 + 20, 4, 4);
     assert!(stripe.iter().all(|p| *p == 0xf57900), "{stripe:x?}");
 }
 
@@ -416,7 +426,8 @@ fn windows_move_maximise_minimise_and_close() {
     assert!(max.maximized);
     assert_eq!(
         (max.frame.x, max.frame.y, max.frame.width, max.frame.height),
-        (0, 0, 1280, 800)
+        (0, PANEL_HEIGHT, 1280, 800 - PANEL_HEIGHT),
+        "maximised into the output below the panel"
     );
     corral.wait_for("the maximised configure", || {
         corral
@@ -426,7 +437,7 @@ fn windows_move_maximise_minimise_and_close() {
                 l.starts_with(&format!(
                     "Configure 1 {} {} 3",
                     1280 - 2 * BORDER,
-                    800 - TITLE - 2 * BORDER
+                    800 - PANEL_HEIGHT - TITLE - 2 * BORDER
                 ))
             })
             .then_some(())

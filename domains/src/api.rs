@@ -79,6 +79,28 @@ pub enum Request {
         #[serde(default)]
         wait: bool,
         timeout_s: Option<u64>,
+        /// Shut down a netvm even though running qubes use it.
+        #[serde(default)]
+        force: bool,
+    },
+    /// A qube's firewall rules, as canonical rule texts, numbered from 0 by position.
+    FirewallList {
+        name: String,
+    },
+    /// Adds a rule (`action=accept proto=tcp dstports=443 …`) at the end, or before rule
+    /// `before`.
+    FirewallAdd {
+        name: String,
+        rule: String,
+        before: Option<usize>,
+    },
+    FirewallDel {
+        name: String,
+        index: usize,
+    },
+    /// Back to the default list (a single accept).
+    FirewallReset {
+        name: String,
     },
     Kill {
         name: String,

@@ -111,6 +111,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Child, BackendError>;
     /// Stops everything this backend started (the manager is going away).
     fn stop_all(&self);
+    /// The host pid whose `/proc/PID/ns/net` is a running qube's network namespace, where the
+    /// backend gives each qube one the manager can plumb (the sandbox backend). None: halted,
+    /// or not this kind of backend.
+    fn netns_pid(&self, _name: &QubeName) -> Option<i32> {
+        None
+    }
     /// The tree whose `usr/share/applications` lists the apps of a qube whose root volume is
     /// `root_tree` (a template's root, or a standalone's own). By default the tree itself.
     fn applications_root(&self, root_tree: &std::path::Path) -> std::path::PathBuf {

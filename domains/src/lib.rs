@@ -9,6 +9,7 @@ pub mod label;
 pub mod manager;
 pub mod model;
 mod name;
+pub mod net;
 pub mod policy;
 pub mod sandbox;
 pub mod store;

@@ -169,6 +169,10 @@ pub struct Manager {
     /// Qubes this manager was asked to stop (shutdown, kill, a disposable's end), until their
     /// next start: their agents are expected to go.
     stopping: Mutex<std::collections::HashSet<String>>,
+    /// Qubes being started right now: `list` shows them `Transient`, as qvm-ls does.
+    starting: Mutex<std::collections::HashSet<String>>,
+    /// The network chain (see `docs/networking.md`); unset: qubes get no network.
+    net: std::sync::OnceLock<crate::net::chain::Chain>,
 }
 
 fn parse_name(s: &str) -> Result<QubeName> {
@@ -196,7 +200,233 @@ impl Manager {
             paths,
             gui: std::sync::OnceLock::new(),
             stopping: Mutex::new(std::collections::HashSet::new()),
+            starting: Mutex::new(std::collections::HashSet::new()),
+            net: std::sync::OnceLock::new(),
         })
+        .and_then(|m| {
+            // `DATA/network.json` turns the network chain on.
+            let cfg_path = m.paths.data.join("network.json");
+            match fs::read(&cfg_path) {
+                Ok(bytes) => {
+                    let cfg = serde_json::from_slice(&bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| m.enable_network(c));
+                    cfg.map_err(|msg| StoreError::Corrupt {
+                        path: cfg_path,
+                        msg,
+                    })?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        path: cfg_path,
+                        source: e,
+                    }
+                    .into());
+                }
+            }
+            Ok(m)
+        })
+    }
+
+    /// Turns the network chain on (once, before qubes start): qubes started from now on are
+    /// linked to their netvm, netvms route and enforce their clients' firewall rules.
+    pub fn enable_network(&self, cfg: crate::net::NetConfig) -> std::result::Result<(), String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(
+                "the network chain needs root (it plumbs the qubes' namespaces with \
+                        CAP_NET_ADMIN); user-mode networking is not implemented yet"
+                    .into(),
+            );
+        }
+        let chain = crate::net::chain::Chain::new(cfg).map_err(|e| e.to_string())?;
+        self.net
+            .set(chain)
+            .map_err(|_| "the network is already configured".to_owned())
+    }
+
+    /// The network chain, if on.
+    pub fn network(&self) -> Option<&crate::net::chain::Chain> {
+        self.net.get()
+    }
+
+    /// Links a just-started qube into the chain. A failure leaves it (or its clients) without
+    /// network, and is reported on stderr.
+    fn net_started(&self, n: &QubeName) {
+        if let Some(chain) = self.net.get() {
+            let b = &self.backend;
+            let m = self.model();
+            if let Err(e) = chain.started(&|| self.model(), n, &|q| b.netns_pid(q)) {
+                eprintln!("corral-domains: {n}: network: {e}");
+            }
+            if m.effective_netvm(n).is_some()
+                && let Err(e) = self.write_resolv_conf(n, chain.config().virtual_dns)
+            {
+                eprintln!("corral-domains: {n}: writing /etc/resolv.conf: {e}");
+            }
+        }
+    }
+
+    /// Points the qube's resolver at the virtual DNS servers, as Qubes' network scripts do in
+    /// every qube (a symlink there, e.g. to systemd-resolved's stub, is replaced).
+    fn write_resolv_conf(&self, n: &QubeName, dns: [std::net::Ipv4Addr; 2]) -> Result<()> {
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "rm -f /etc/resolv.conf && printf 'nameserver %s\\nnameserver %s\\n' \"$1\" \"$2\" > /etc/resolv.conf",
+            "corral-dns",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(dns.iter().map(ToString::to_string))
+        .collect();
+        let mut child = self.backend.exec(n, &argv, Stdio3::null(), Vec::new())?;
+        let st = child.wait().map_err(|e| BackendError::Io {
+            what: "waiting for the resolv.conf writer".into(),
+            source: e,
+        })?;
+        if !st.success() {
+            return Err(ManagerError::Backend(BackendError::Failed(format!(
+                "the resolv.conf writer exited with {st}"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Drops a stopped qube from its netvm's ruleset (its links went with its namespace).
+    fn net_stopped(&self, n: &QubeName) {
+        if let Some(chain) = self.net.get() {
+            let b = &self.backend;
+            if let Err(e) = chain.stopped(&|| self.model(), n, &|q| b.netns_pid(q)) {
+                eprintln!("corral-domains: {n}: network: {e}");
+            }
+        }
+    }
+
+    /// The running qubes whose netvm is `n`.
+    fn running_clients(&self, n: &QubeName) -> Vec<String> {
+        let m = self.model();
+        m.qubes
+            .keys()
+            .filter(|c| {
+                m.effective_netvm(c).as_ref() == Some(n) && self.state_of(c) != PowerState::Halted
+            })
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// A qube's firewall rules (the default list when it has none of its own).
+    pub fn firewall_list(&self, name: &str) -> Result<Vec<crate::net::Rule>> {
+        let n = parse_name(name)?;
+        let m = self.model();
+        m.get(name)?;
+        Ok(crate::net::chain::rules_of(&m, &n))
+    }
+
+    /// Changes a qube's rule list (stored durably first), then applies it if the qube runs.
+    /// `change` gets the current list (the default one when unset).
+    fn firewall_change(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Vec<crate::net::Rule>) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let n = parse_name(name)?;
+        self.update(|m| {
+            let mut rules = crate::net::chain::rules_of(m, &n);
+            m.get(name)?;
+            change(&mut rules).map_err(ModelError::Invalid)?;
+            m.qubes.get_mut(&n).expect("checked").firewall = Some(rules);
+            Ok(())
+        })?;
+        self.firewall_apply(&n)
+    }
+
+    fn firewall_apply(&self, n: &QubeName) -> Result<()> {
+        let Some(chain) = self.net.get() else {
+            return Ok(());
+        };
+        let m = self.model();
+        let netvm_runs = m
+            .effective_netvm(n)
+            .is_some_and(|v| self.state_of(&v) != PowerState::Halted);
+        if self.state_of(n) == PowerState::Halted || !netvm_runs {
+            return Ok(());
+        }
+        let b = &self.backend;
+        chain.refresh(&|| self.model(), n, &|q| b.netns_pid(q)).map_err(|e| {
+            ManagerError::State(format!(
+                "{n}: the rules are stored, but applying them failed ({e}); it has no network until they apply"
+            ))
+        })
+    }
+
+    /// A running netvm's `vpn-interface` feature changed: its ruleset follows at once.
+    fn net_feature_changed(&self, name: &str, key: &str) -> Result<()> {
+        let Some(chain) = self.net.get() else {
+            return Ok(());
+        };
+        let n = parse_name(name)?;
+        if key != crate::net::chain::VPN_FEATURE || self.state_of(&n) == PowerState::Halted {
+            return Ok(());
+        }
+        let b = &self.backend;
+        chain
+            .refresh_router(&|| self.model(), &n, &|q| b.netns_pid(q))
+            .map_err(|e| {
+                ManagerError::State(format!(
+                    "{name}: the feature is stored, but its ruleset failed ({e}); its clients have no network until it applies"
+                ))
+            })
+    }
+
+    /// Adds a rule (text as `qvm-firewall` takes it) at the end or before rule `before`.
+    /// Expired rules are dropped from the list at the same time.
+    pub fn firewall_add(
+        &self,
+        name: &str,
+        untrusted_rule: &str,
+        before: Option<usize>,
+    ) -> Result<()> {
+        let now = crate::net::chain::now();
+        let rule = crate::net::Rule::parse(untrusted_rule, now)
+            .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        self.firewall_change(name, |rules| {
+            let at = before.unwrap_or(rules.len());
+            if at > rules.len() {
+                return Err(format!(
+                    "there is no rule {at} (the list has {})",
+                    rules.len()
+                ));
+            }
+            rules.insert(at, rule);
+            rules.retain(|r| !r.expired(now));
+            crate::net::rules::check_list(rules).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Removes rule number `index` (from 0, as `list` numbers them).
+    pub fn firewall_del(&self, name: &str, index: usize) -> Result<()> {
+        self.firewall_change(name, |rules| {
+            if index >= rules.len() {
+                return Err(format!(
+                    "there is no rule {index} (the list has {})",
+                    rules.len()
+                ));
+            }
+            rules.remove(index);
+            Ok(())
+        })
+    }
+
+    /// Back to the default list (a single accept).
+    pub fn firewall_reset(&self, name: &str) -> Result<()> {
+        let n = parse_name(name)?;
+        self.update(|m| {
+            m.get(name)?;
+            m.qubes.get_mut(&n).expect("checked").firewall = None;
+            Ok(())
+        })?;
+        self.firewall_apply(&n)
     }
 
     /// From now on every qube this manager starts gets a GUI agent, whose channel goes to
@@ -273,6 +503,19 @@ impl Manager {
         self.backend.state(name)
     }
 
+    /// The state `ls` shows, in qvm-ls's words: `Running`, `Halted`, `Paused`, `Transient`
+    /// (starting) or `Halting` (asked to stop, not stopped yet).
+    fn shown_state(&self, name: &QubeName) -> String {
+        let state = self.state_of(name);
+        if self.starting.lock().unwrap().contains(name.as_str()) {
+            return "Transient".into();
+        }
+        if state != PowerState::Halted && self.stopping.lock().unwrap().contains(name.as_str()) {
+            return "Halting".into();
+        }
+        format!("{state:?}")
+    }
+
     /// All qubes, the admin domain first.
     pub fn list(&self) -> Vec<QubeInfo> {
         let m = self.model();
@@ -293,7 +536,7 @@ impl Manager {
             out.push(QubeInfo {
                 name: n.to_string(),
                 class: q.class.to_string(),
-                state: format!("{:?}", self.state_of(n)),
+                state: self.shown_state(n),
                 label: q.label.clone(),
                 color: m
                     .label(&q.label)
@@ -524,14 +767,22 @@ impl Manager {
             self.start(net.as_str())?;
         }
         self.stopping.lock().unwrap().remove(name);
+        self.starting.lock().unwrap().insert(name.to_owned());
+        let started = self.start_now(&n);
+        self.starting.lock().unwrap().remove(name);
+        started
+    }
+
+    fn start_now(&self, n: &QubeName) -> Result<()> {
         // Hold the store while starting, so a concurrent remove/rename/clone (which check that
         // the qube is halted under the same lock) cannot pull its volumes away mid-start.
         {
             let store = self.store.lock().unwrap();
-            let spec = Self::start_spec(&store, &n)?;
+            let spec = Self::start_spec(&store, n)?;
             self.backend.start(&spec)?;
         }
-        self.start_agent(&n);
+        self.net_started(n);
+        self.start_agent(n);
         Ok(())
     }
 
@@ -549,18 +800,40 @@ impl Manager {
     /// Shuts a qube down (timeout, then kill). With `wait: false` it returns at once and the
     /// shutdown completes in the background.
     pub fn shutdown(self: &Arc<Self>, name: &str, wait: bool, timeout: Duration) -> Result<()> {
+        self.shutdown_with(name, wait, timeout, false)
+    }
+
+    /// [`Manager::shutdown`]; a netvm with running clients is refused unless `force` (its
+    /// clients then lose their network).
+    pub fn shutdown_with(
+        self: &Arc<Self>,
+        name: &str,
+        wait: bool,
+        timeout: Duration,
+        force: bool,
+    ) -> Result<()> {
         let n = parse_name(name)?;
         self.model().get(name)?;
         if self.state_of(&n) == PowerState::Halted {
             return Err(ManagerError::Backend(BackendError::NotRunning(name.into())));
         }
+        let clients = self.running_clients(&n);
+        if !force && !clients.is_empty() {
+            return Err(ManagerError::State(format!(
+                "{name} is the netvm of running qubes: {}; shut them down first, or force it",
+                clients.join(", ")
+            )));
+        }
         self.mark_stopping(&n);
         if wait {
-            self.backend.shutdown(&n, timeout)?;
+            let r = self.backend.shutdown(&n, timeout);
+            self.net_stopped(&n);
+            r?;
         } else {
             let me = Arc::clone(self);
             std::thread::spawn(move || {
                 let _ = me.backend.shutdown(&n, timeout);
+                me.net_stopped(&n);
             });
         }
         Ok(())
@@ -570,7 +843,9 @@ impl Manager {
         let n = parse_name(name)?;
         self.model().get(name)?;
         self.mark_stopping(&n);
-        Ok(self.backend.kill(&n)?)
+        let r = self.backend.kill(&n);
+        self.net_stopped(&n);
+        Ok(r?)
     }
 
     pub fn pause(&self, name: &str) -> Result<()> {
@@ -680,6 +955,7 @@ impl Manager {
         self.mark_stopping(name);
         if self.state_of(name) != PowerState::Halted {
             self.backend.kill(name)?;
+            self.net_stopped(name);
         }
         self.store.lock().unwrap().remove_qube(name.as_str())?;
         Ok(())
@@ -764,6 +1040,9 @@ impl Manager {
 
     pub fn stop_all(&self) {
         self.backend.stop_all();
+        if let Some(chain) = self.net.get() {
+            chain.all_stopped(&self.model());
+        }
         let disp: Vec<String> = self
             .model()
             .qubes
@@ -812,9 +1091,17 @@ impl Manager {
             Request::Prefs { name, key, value } => match (key, value) {
                 (None, _) => Ok(to_json(&self.model().prefs(&name)?)),
                 (Some(k), None) => Ok(to_json(&vec![self.model().pref(&name, &k)?])),
-                (Some(k), Some(v)) => self
-                    .update(|m| m.set_pref(&name, &k, &v))
-                    .map(|_| Value::Null),
+                (Some(k), Some(v)) => {
+                    self.update(|m| m.set_pref(&name, &k, &v))?;
+                    if k == "netvm"
+                        && let Ok(n) = QubeName::new(&name)
+                        && self.state_of(&n) != PowerState::Halted
+                    {
+                        // A running qube moves to its new netvm (or off the network) at once.
+                        self.net_started(&n);
+                    }
+                    Ok(Value::Null)
+                }
             },
             Request::Features {
                 name,
@@ -823,9 +1110,11 @@ impl Manager {
                 delete,
             } => match (key, value, delete) {
                 (None, _, _) => Ok(to_json(&self.model().get(&name)?.features)),
-                (Some(k), None, true) => self
-                    .update(|m| m.set_feature(&name, &k, None))
-                    .map(|_| Value::Null),
+                (Some(k), None, true) => {
+                    self.update(|m| m.set_feature(&name, &k, None))?;
+                    self.net_feature_changed(&name, &k)?;
+                    Ok(Value::Null)
+                }
                 (Some(k), None, false) => {
                     let m = self.model();
                     let v = m
@@ -836,9 +1125,11 @@ impl Manager {
                         .ok_or(ModelError::NoSuchFeature(k))?;
                     Ok(Value::String(v))
                 }
-                (Some(k), Some(v), _) => self
-                    .update(|m| m.set_feature(&name, &k, Some(&v)))
-                    .map(|_| Value::Null),
+                (Some(k), Some(v), _) => {
+                    self.update(|m| m.set_feature(&name, &k, Some(&v)))?;
+                    self.net_feature_changed(&name, &k)?;
+                    Ok(Value::Null)
+                }
             },
             Request::Globals { key, value } => match (key, value) {
                 (None, _) => Ok(to_json(&self.model().global_prefs())),
@@ -875,12 +1166,28 @@ impl Manager {
                 name,
                 wait,
                 timeout_s,
+                force,
             } => {
                 let t = timeout_s
                     .map(Duration::from_secs)
                     .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
-                self.shutdown(&name, wait, t).map(|_| Value::Null)
+                self.shutdown_with(&name, wait, t, force)
+                    .map(|_| Value::Null)
             }
+            Request::FirewallList { name } => Ok(to_json(
+                &self
+                    .firewall_list(&name)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )),
+            Request::FirewallAdd { name, rule, before } => {
+                self.firewall_add(&name, &rule, before).map(|_| Value::Null)
+            }
+            Request::FirewallDel { name, index } => {
+                self.firewall_del(&name, index).map(|_| Value::Null)
+            }
+            Request::FirewallReset { name } => self.firewall_reset(&name).map(|_| Value::Null),
             Request::Kill { name } => self.kill(&name).map(|_| Value::Null),
             Request::Pause { name } => self.pause(&name).map(|_| Value::Null),
             Request::Unpause { name } => self.unpause(&name).map(|_| Value::Null),

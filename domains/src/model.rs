@@ -89,6 +89,9 @@ pub struct Qube {
     pub default_dispvm: QubeRef,
     pub include_in_backups: bool,
     pub features: BTreeMap<String, String>,
+    /// Firewall rules (`corralctl firewall`); `None`: the default list, a single accept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Vec<crate::net::Rule>>,
 }
 
 /// Global defaults (Qubes' `qubes-prefs`).
@@ -362,6 +365,10 @@ impl Model {
             if !qids.insert(q.qid) || q.qid >= self.next_qid {
                 return Err(ModelError::Invalid(format!("{n}: bad qid {}", q.qid)));
             }
+            if let Some(rules) = &q.firewall {
+                crate::net::rules::check_list(rules)
+                    .map_err(|e| ModelError::Invalid(format!("{n}: {e}")))?;
+            }
             self.label(&q.label)?;
             match q.class {
                 Class::AppVM => {
@@ -541,6 +548,7 @@ impl Model {
                 default_dispvm: QubeRef::Default,
                 include_in_backups: class != Class::DispVM,
                 features: BTreeMap::new(),
+                firewall: None,
             },
         );
         Ok(&self.qubes[&name])

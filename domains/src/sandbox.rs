@@ -330,6 +330,11 @@ impl Backend for SandboxBackend {
         }
     }
 
+    /// bwrap's pid 1 of the qube holds its network namespace (`--unshare-net`).
+    fn netns_pid(&self, name: &QubeName) -> Option<i32> {
+        self.running.lock().unwrap().get(name).map(|r| r.init_pid)
+    }
+
     fn init_template_root(&self, root: &Path) -> Result<(), BackendError> {
         host_root_skeleton(root).map_err(io_err(root.display().to_string()))
     }
@@ -414,6 +419,11 @@ impl Backend for SandboxBackend {
         cmd.arg("--bind").arg(&root_path).arg("/");
         if !root_tree.join("usr/bin").is_dir() {
             cmd.args(["--ro-bind", "/usr", "/usr"]);
+            // The host's fonts come with its /usr; their fontconfig setup is in /etc/fonts
+            // (without it apps pick odd fallback fonts).
+            if !root_tree.join("etc/fonts").exists() && Path::new("/etc/fonts").is_dir() {
+                cmd.args(["--ro-bind", "/etc/fonts", "/etc/fonts"]);
+            }
         }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         if let Some(agent) = &self.agent {

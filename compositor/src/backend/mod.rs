@@ -1,8 +1,9 @@
-//! Backends side by side: `headless` (Pixman into offscreen images: tests, CI, screenshots) and
-//! `winit` (GLES, nested in an existing X11 or Wayland session). The DRM session backend comes
-//! later. Everything above this module is backend-agnostic.
+//! Backends side by side: `headless` (Pixman into offscreen images: tests, CI, screenshots),
+//! `winit` (GLES, nested in an existing X11 or Wayland session) and `udev` (the real session:
+//! DRM/KMS, libinput, libseat). Everything above this module is backend-agnostic.
 
 pub mod headless;
+pub mod udev;
 pub mod winit;
 
 use anyhow::Context;
@@ -12,7 +13,7 @@ use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
 use smithay::utils::{Buffer as BufferCoords, Rectangle, Transform};
 
 use crate::layout::{OutputArea, Rect};
-use crate::render::{self, BACKGROUND, CorralRenderer, Frame};
+use crate::render::{self, CorralRenderer, Frame};
 use crate::state::State;
 
 /// Which backend to run.
@@ -22,6 +23,9 @@ pub enum BackendKind {
     Auto,
     Headless,
     Winit,
+    /// The real session on this machine's screens (DRM/KMS, libinput, a libseat seat). Never
+    /// chosen by `auto`.
+    Udev,
 }
 
 impl BackendKind {
@@ -45,6 +49,7 @@ impl BackendKind {
 pub enum Backend {
     Headless(headless::Headless),
     Winit(Box<winit::Winit>),
+    Udev(Box<udev::Udev>),
 }
 
 /// A screenshot of all outputs, composited into one RGBA image.
@@ -75,6 +80,7 @@ impl Backend {
         match self {
             Backend::Headless(_) => "headless",
             Backend::Winit(_) => "winit",
+            Backend::Udev(_) => "udev",
         }
     }
 
@@ -82,6 +88,7 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.output_areas(),
             Backend::Winit(w) => w.output_areas(),
+            Backend::Udev(u) => u.output_areas(),
         }
     }
 }
@@ -89,10 +96,19 @@ impl Backend {
 impl State {
     /// Draws every output if something changed; sends `frame_done` for the commits shown.
     pub fn render(&mut self) {
+        let started = std::time::Instant::now();
         let result = match &self.backend {
             Backend::Headless(_) => headless::render(self),
             Backend::Winit(_) => winit::render(self),
+            Backend::Udev(_) => udev::render(self),
         };
+        // What `cargo xtask bench` reads (RUST_LOG=corral::frame_time=trace) for the compositor's
+        // frame time: composition of every output, without sending frame callbacks.
+        tracing::trace!(
+            target: "corral::frame_time",
+            render_us = started.elapsed().as_micros() as u64,
+            "frame rendered"
+        );
         if let Err(e) = result {
             tracing::warn!("rendering failed: {e:#}");
         }
@@ -101,6 +117,7 @@ impl State {
         self.last_frame = Some(std::time::Instant::now());
         self.frames_presented();
         self.local_frames_presented();
+        self.lock_frames_presented();
     }
 
     /// The composited outputs, as they are now.
@@ -113,6 +130,7 @@ impl State {
                 headless::screenshot(self)
             }
             Backend::Winit(_) => winit::screenshot(self),
+            Backend::Udev(_) => udev::screenshot(self),
         }
     }
 }
@@ -164,7 +182,13 @@ where
         .map_err(|e| anyhow::anyhow!("binding the offscreen buffer: {e:?}"))?;
     let mut damage = OutputDamageTracker::new(size, 1.0, Transform::Normal);
     damage
-        .render_output(renderer, &mut target, 0, &elements, BACKGROUND.to_f32())
+        .render_output(
+            renderer,
+            &mut target,
+            0,
+            &elements,
+            render::background().to_f32(),
+        )
         .map_err(|e| anyhow::anyhow!("rendering the screenshot: {e:?}"))?;
     read_back(renderer, &target, output.w, output.h)
 }
@@ -179,6 +203,10 @@ pub(super) fn with_frame<T>(
 ) -> T {
     let pulse_on = state.pulse_on();
     let first = state.first_output();
+    // Locked: every output gets the lock screen only (see `render::output_elements`).
+    let lock = state.lock_frame();
+    let panel =
+        (state.layout.config.reserved_top > 0 && lock.is_none()).then(|| state.panel_model());
     let State {
         backend,
         layout,
@@ -186,17 +214,27 @@ pub(super) fn with_frame<T>(
         notifications,
         render_cache,
         local_windows,
+        launcher,
+        panel_menu,
         ..
     } = state;
+    let launcher = (launcher.is_open() && lock.is_none())
+        .then(|| first.map(|out| (&*launcher, crate::launcher::Launcher::rect_on(out))))
+        .flatten();
     let live: Vec<u64> = notifications.toasts().iter().map(|t| t.id).collect();
     render_cache.retain_toasts(|id| live.contains(&id));
-    let toast_rects = notifications.rects(first);
+    // Toasts stack below the panel.
+    let toast_rects = notifications.rects(first.map(|o| layout.work_area(o)));
     let frame = Frame {
         layout,
         local: local_windows,
         toasts: notifications.toasts(),
         toast_rects: &toast_rects,
         pulse_on,
+        lock: lock.as_ref(),
+        launcher,
+        panel: panel.as_ref(),
+        panel_menu: panel_menu.as_ref().filter(|_| panel.is_some()),
     };
     draw(backend, &frame, qubes, render_cache)
 }

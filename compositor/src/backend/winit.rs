@@ -15,7 +15,7 @@ use smithay::utils::Transform;
 
 use super::{Backend, OffscreenParts, Screenshot, blit, bounds, render_offscreen};
 use crate::layout::{OutputArea, Rect};
-use crate::render::{self, BACKGROUND};
+use crate::render;
 use crate::state::State;
 
 pub struct Winit {
@@ -162,7 +162,13 @@ pub(super) fn render(state: &mut State) -> anyhow::Result<()> {
             let elements = render::output_elements(renderer, frame, qubes, render_cache, rect);
             let result = w
                 .damage
-                .render_output(renderer, &mut fb, age, &elements, BACKGROUND.to_f32())
+                .render_output(
+                    renderer,
+                    &mut fb,
+                    age,
+                    &elements,
+                    render::background().to_f32(),
+                )
                 .map_err(|e| anyhow::anyhow!("rendering: {e:?}"))?;
             result.damage.cloned()
         };

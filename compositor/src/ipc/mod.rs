@@ -41,6 +41,8 @@ pub enum Request {
     Qubes,
     /// The notifications shown on the trusted layer now.
     Notifications,
+    /// Read the config file again now (as saving it does); an error keeps the last good one.
+    ReloadConfig,
     /// The global clipboard's state (never its content).
     Clipboard,
     /// Writes the composited outputs as a PNG to `path` (absolute).
@@ -71,11 +73,27 @@ pub enum Request {
     Workspace {
         n: u32,
     },
+    /// Locks the session (the built-in lock screen).
+    Lock,
+    /// The lock screen's state (`crate::lock::LockInfo`): never the typed text.
+    LockState,
+    /// Adds a virtual output to the right of the others (headless backend only).
+    AddOutput {
+        width: i32,
+        height: i32,
+    },
     /// The qubes of the embedded domain manager (stopped ones too) and the applications each
     /// offers; with `qube`, that one only. Answered off the event loop.
     Apps {
         #[serde(default)]
         qube: Option<String>,
+    },
+    /// Opens or closes the launcher, as its shortcut does, or (`state`, the default) only
+    /// reports: whether it is open, what is typed into it (the GUI domain's own words) and the
+    /// rows it shows.
+    Launcher {
+        #[serde(default)]
+        action: LauncherAction,
     },
     /// Starts application `app` (an id from `apps`) in `qube`, starting the qube first if
     /// needed; with `dispvm`, in a new disposable of the disposable template `qube`.
@@ -85,6 +103,16 @@ pub enum Request {
         #[serde(default)]
         dispvm: bool,
     },
+}
+
+/// What `launcher` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LauncherAction {
+    #[default]
+    State,
+    Open,
+    Close,
 }
 
 /// What `key` does with the combination.

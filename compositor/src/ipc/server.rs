@@ -169,6 +169,10 @@ impl State {
             Request::Clipboard => json(serde_json::to_value(
                 self.clipboard.info(std::time::Instant::now()),
             )),
+            Request::ReloadConfig => match self.reload_config() {
+                Ok(()) => Ok(serde_json::json!({ "config": self.settings.source.describe() })),
+                Err(e) => Err(e.to_string()),
+            },
             Request::Notifications => json(serde_json::to_value(
                 self.notifications
                     .toasts()
@@ -195,6 +199,9 @@ impl State {
                 }))
             }
             Request::Focus { id } => {
+                if self.lock.is_locked() {
+                    return Err("the session is locked".into());
+                }
                 if !self.layout.is_toplevel(id) && self.layout.popup(id).is_none() {
                     return Err(format!("there is no window {id}"));
                 }
@@ -216,6 +223,10 @@ impl State {
             Request::Key { combo, action } => {
                 self.check_injection()?;
                 let codes = parse_combo(&combo)?;
+                // When the key entered the compositor, on the clock every process shares:
+                // `cargo xtask bench` compares it with the time the client received it.
+                let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+                let injected_ns = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
                 if action != KeyAction::Release {
                     for &code in &codes {
                         let t = self.now_ms();
@@ -228,7 +239,7 @@ impl State {
                         self.handle_key(code, false, t);
                     }
                 }
-                Ok(serde_json::json!({ "keys": codes }))
+                Ok(serde_json::json!({ "keys": codes, "injected_ns": injected_ns }))
             }
             Request::Pointer { x, y, click } => {
                 self.check_injection()?;
@@ -245,6 +256,27 @@ impl State {
                 let (px, py) = self.input.pointer;
                 Ok(serde_json::json!({ "x": px, "y": py }))
             }
+            Request::Launcher { action } => {
+                match action {
+                    super::LauncherAction::State => {}
+                    super::LauncherAction::Open if !self.launcher.is_open() => {
+                        self.open_launcher();
+                    }
+                    super::LauncherAction::Open => {}
+                    super::LauncherAction::Close => self.close_launcher(),
+                }
+                let rows: Vec<String> = self
+                    .launcher
+                    .shown()
+                    .map(|e| format!("[{}] {}", e.qube, e.text))
+                    .collect();
+                Ok(serde_json::json!({
+                    "open": self.launcher.is_open(),
+                    "query": self.launcher.query(),
+                    "rows": rows,
+                    "selected": self.launcher.selected().map(|e| format!("[{}] {}", e.qube, e.text)),
+                }))
+            }
             Request::Apps { .. } | Request::Launch { .. } => Err(
                 "this corral runs without a domain manager (--no-domains): no qubes to list or launch"
                     .into(),
@@ -260,6 +292,26 @@ impl State {
                 self.sync_focus();
                 self.queue_redraw();
                 Ok(serde_json::json!({ "workspace": n }))
+            }
+            Request::Lock => {
+                self.lock(crate::lock::LockReason::Ipc);
+                json(serde_json::to_value(self.lock.info()))
+            }
+            Request::LockState => json(serde_json::to_value(self.lock.info())),
+            Request::AddOutput { width, height } => {
+                let outputs = self.settings.loaded.config.outputs.clone();
+                let crate::backend::Backend::Headless(headless) = &mut self.backend else {
+                    return Err(format!(
+                        "outputs can be added on the headless backend only, not {}",
+                        self.backend.name()
+                    ));
+                };
+                let name = headless
+                    .add_output(width, height, &outputs)
+                    .map_err(|e| format!("{e:#}"))?;
+                let areas = self.backend.output_areas();
+                self.set_outputs(areas);
+                Ok(serde_json::json!({ "added": name }))
             }
         }
     }

@@ -39,6 +39,9 @@ pub struct LayoutConfig {
     /// Size of a window shown before any content arrived.
     pub default_size: (i32, i32),
     pub workspaces: u32,
+    /// Pixels along the top of every output that belong to the trusted panel: windows are
+    /// placed, maximised and kept below them.
+    pub reserved_top: i32,
 }
 
 impl Default for LayoutConfig {
@@ -51,6 +54,7 @@ impl Default for LayoutConfig {
             min_visible: 48,
             default_size: (640, 400),
             workspaces: 9,
+            reserved_top: 0,
         }
     }
 }
@@ -621,8 +625,14 @@ impl Layout {
         }
     }
 
+    /// The part of an output windows may use: all of it but the panel's strip.
+    pub fn work_area(&self, output: Rect) -> Rect {
+        let top = self.config.reserved_top.clamp(0, output.h / 2);
+        Rect::new(output.x, output.y + top, output.w, output.h - top)
+    }
+
     pub fn set_maximized(&mut self, id: WinId, maximized: bool) -> Option<((i32, i32), bool)> {
-        let output = self.outputs.get(self.output_of(id)?)?.rect;
+        let output = self.work_area(self.outputs.get(self.output_of(id)?)?.rect);
         let c = self.config;
         let t = self.toplevels.get_mut(&id)?;
         match (maximized, t.maximized) {
@@ -750,10 +760,10 @@ impl Layout {
             .output_of(id)
             .and_then(|i| self.outputs.get(i))
             .or_else(|| self.outputs.first());
-        match output {
+        match output.map(|o| self.work_area(o.rect)) {
             Some(o) => (
-                (o.rect.w - 2 * c.border).max(1),
-                (o.rect.h - c.title_height - 2 * c.border).max(1),
+                (o.w - 2 * c.border).max(1),
+                (o.h - c.title_height - 2 * c.border).max(1),
             ),
             None => (16384, 16384),
         }
@@ -769,7 +779,7 @@ impl Layout {
             } else {
                 Some(0)
             })
-            .map(|i| self.outputs[i].rect);
+            .map(|i| self.work_area(self.outputs[i].rect));
         let Some(output) = output else {
             if let Some(t) = self.toplevels.get_mut(&id) {
                 t.placed = true;
@@ -831,7 +841,10 @@ impl Layout {
         let Some(frame) = self.frame_rect(id) else {
             return;
         };
-        let Some(out) = self.output_for_rect(frame).map(|i| self.outputs[i].rect) else {
+        let Some(out) = self
+            .output_for_rect(frame)
+            .map(|i| self.work_area(self.outputs[i].rect))
+        else {
             return;
         };
         let c = self.config;
@@ -874,13 +887,29 @@ impl Layout {
             let frame = self.frame_rect(id).ok_or("no frame")?;
             let title_strip = Rect::new(frame.x, title.y, frame.w, title.h);
             let reachable = self.outputs.iter().any(|o| {
-                title_strip.intersection(o.rect).is_some_and(|r| {
-                    r.h == title_strip.h && r.w >= self.config.min_visible.min(frame.w)
-                })
+                title_strip
+                    .intersection(self.work_area(o.rect))
+                    .is_some_and(|r| {
+                        r.h == title_strip.h && r.w >= self.config.min_visible.min(frame.w)
+                    })
             });
             if !reachable {
                 return Err(format!(
                     "window {id}'s title bar {title_strip:?} cannot be reached on any output"
+                ));
+            }
+            let under_panel = self.outputs.iter().any(|o| {
+                let panel = Rect::new(
+                    o.rect.x,
+                    o.rect.y,
+                    o.rect.w,
+                    self.work_area(o.rect).y - o.rect.y,
+                );
+                !panel.is_empty() && frame.intersects(panel)
+            });
+            if under_panel {
+                return Err(format!(
+                    "window {id}'s frame {frame:?} reaches under the panel"
                 ));
             }
             let content = self.content_rect(id).ok_or("no content")?;

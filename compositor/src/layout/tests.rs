@@ -236,8 +236,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_keep_every_invariant(ops in prop::collection::vec(op(), 1..80)) {
-        let mut layout = Layout::new(LayoutConfig::default(), outputs(&[(1600, 900), (1280, 1024)]));
+    fn random_operations_keep_every_invariant(
+        ops in prop::collection::vec(op(), 1..80),
+        panel in prop::sample::select(vec![0, 28]),
+    ) {
+        let config = LayoutConfig { reserved_top: panel, ..LayoutConfig::default() };
+        let mut layout = Layout::new(config, outputs(&[(1600, 900), (1280, 1024)]));
         let mut ids = Vec::new();
         let mut next = 0;
         for (i, op) in ops.iter().enumerate() {
@@ -292,4 +296,31 @@ fn minimising_or_removing_the_focused_window_leaves_no_focus() {
     assert!(layout.focus_window(2));
     layout.remove(2);
     assert_eq!(layout.focus(), None);
+}
+
+#[test]
+fn windows_stay_below_the_panel() {
+    let config = LayoutConfig {
+        reserved_top: 28,
+        ..LayoutConfig::default()
+    };
+    let mut layout = Layout::new(config, outputs(&[(1600, 900)]));
+    layout.add_toplevel(1);
+    layout.set_mapped(1, true, (10.0, 10.0));
+    assert!(
+        layout.frame_rect(1).unwrap().y >= 28,
+        "placed below the panel"
+    );
+    layout.set_maximized(1, true);
+    let frame = layout.frame_rect(1).unwrap();
+    assert_eq!(
+        (frame.y, frame.bottom()),
+        (28, 900),
+        "maximised into the work area"
+    );
+    layout.set_maximized(1, false);
+    // A window asked to go above the screen's top edge stops at the panel.
+    layout.move_by(1, 0, -5000);
+    assert_eq!(layout.frame_rect(1).unwrap().y, 28);
+    layout.check_invariants().unwrap();
 }

@@ -39,6 +39,104 @@ impl std::str::FromStr for DevQubeSpec {
     }
 }
 
+/// A parsed `--dev-listen NAME:LABEL:PATH`: a Unix socket at PATH that agents of that one qube
+/// connect to (`corral-agent --connect PATH`), so they survive a compositor restart and come
+/// back. The identity comes from the flag; PATH must be reachable from that qube only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevListenSpec {
+    pub identity: QubeIdentity,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for DevListenSpec {
+    type Err = String;
+
+    fn from_str(untrusted: &str) -> Result<Self, String> {
+        let mut parts = untrusted.splitn(3, ':');
+        let (Some(name), Some(label), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!(
+                "{untrusted:?} is not NAME:LABEL:PATH (for example work:blue:/run/corral/work.sock)"
+            ));
+        };
+        let DevQubeSpec { identity } = format!("{name}:{label}").parse()?;
+        if path.is_empty() {
+            return Err("the socket path is empty".into());
+        }
+        Ok(DevListenSpec {
+            identity,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// Binds `spec.path` (mode 0600; a stale socket is replaced, a live one is refused) and makes
+/// every connection on it a channel of `spec.identity`, one at a time: a second connection while
+/// one is live is closed at once, so the qube cannot open parallel channels.
+pub fn listen_dev_qube(
+    handle: &smithay::reexports::calloop::LoopHandle<'static, crate::state::State>,
+    spec: &DevListenSpec,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use smithay::reexports::calloop::generic::Generic;
+    use smithay::reexports::calloop::{Interest, Mode, PostAction};
+    use std::os::unix::fs::PermissionsExt;
+    let path = &spec.path;
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another compositor is serving {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
+    listener.set_nonblocking(true)?;
+    let identity = spec.identity.clone();
+    handle
+        .insert_source(
+            Generic::new(listener, Interest::READ, Mode::Level),
+            move |_, listener, state: &mut crate::state::State| {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let live = state
+                                .qubes
+                                .conns
+                                .values()
+                                .any(|c| c.identity.name == identity.name);
+                            if live {
+                                tracing::warn!(
+                                    "qube {} already has a channel; refusing another",
+                                    identity.name
+                                );
+                                continue;
+                            }
+                            if let Err(e) = state.add_channel(identity.clone(), stream, None) {
+                                tracing::warn!("channel of {}: {e:#}", identity.name);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::warn!("accept on {}: {e}", identity.name);
+                            break;
+                        }
+                    }
+                }
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("registering {}: {e}", path.display()))?;
+    tracing::info!(
+        "agents of {} connect to {}",
+        spec.identity.name,
+        path.display()
+    );
+    Ok(())
+}
+
 /// An agent process started by the compositor. Killed and reaped when dropped.
 #[derive(Debug)]
 pub struct DevAgent {
@@ -217,6 +315,17 @@ mod tests {
         assert!("dom0:black".parse::<DevQubeSpec>().is_err());
         assert!("9lives:red".parse::<DevQubeSpec>().is_err());
         assert!("work:pink".parse::<DevQubeSpec>().is_err());
+    }
+
+    #[test]
+    fn dev_listen_specs_are_validated() {
+        let spec: DevListenSpec = "work:blue:/run/x:y.sock".parse().unwrap();
+        assert_eq!(spec.identity.name.as_str(), "work");
+        assert_eq!(spec.path, PathBuf::from("/run/x:y.sock"));
+        assert!("work:blue".parse::<DevListenSpec>().is_err());
+        assert!("work:blue:".parse::<DevListenSpec>().is_err());
+        assert!("dom0:black:/tmp/s".parse::<DevListenSpec>().is_err());
+        assert!("work:pink:/tmp/s".parse::<DevListenSpec>().is_err());
     }
 
     #[test]

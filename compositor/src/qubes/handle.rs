@@ -25,7 +25,10 @@ impl State {
         } = applied
         {
             let outputs = self.output_infos();
-            let keymap = self.keymap.clone();
+            let keymap = match self.qubes.conns.get(&id) {
+                Some(conn) => self.keymap_for(conn.identity.name.as_str()),
+                None => self.keymap.clone(),
+            };
             if let Some(conn) = self.qubes.conns.get_mut(&id) {
                 conn.established = true;
                 conn.keymap_sent = true;
@@ -255,9 +258,15 @@ impl State {
                 self.layout.set_maximized(win, false);
             }
             StateRequest::Fullscreen => {
-                // Fullscreen would drop the frame: only maximise, frame kept, unless policy
-                // says otherwise (not implemented: the frame is always kept).
-                if self.config.allow_fullscreen {
+                // Fullscreen would drop the frame: only maximise, frame kept. A qube in
+                // `security.fullscreen_allowed` is honoured, still drawn maximised and framed
+                // (decision 4: no qube window ever loses its frame).
+                let qube = self
+                    .qubes
+                    .window(win)
+                    .map(|(c, _)| c.identity.name.to_string());
+                if self.config.allow_fullscreen || qube.is_some_and(|q| self.fullscreen_allowed(&q))
+                {
                     tracing::info!("fullscreen is allowed by policy but drawn maximised, framed");
                 }
                 self.layout.set_maximized(win, true);

@@ -15,7 +15,9 @@
 mod dev;
 mod handle;
 
-pub use dev::{DevAgent, DevQubeSpec, agent_command_line, spawn_gui_app};
+pub use dev::{
+    DevAgent, DevListenSpec, DevQubeSpec, agent_command_line, listen_dev_qube, spawn_gui_app,
+};
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -56,8 +58,9 @@ pub struct QubeIdentity {
 }
 
 impl QubeIdentity {
+    /// The colour the label is drawn in: the theme's (and config's) for this label name.
     pub fn colour(&self) -> Rgb {
-        self.label.colour
+        crate::config::theme::look().label_colour(&self.label)
     }
 }
 
@@ -184,18 +187,30 @@ pub struct QubeConnection {
     pub write_armed: bool,
     /// Messages may still be buffered inside the connection (the budget ran out).
     pub more_to_read: bool,
+    /// A send failed (the queue is full): the qube is being cut off from the event loop.
+    pub send_failed: bool,
     pub agent: Option<DevAgent>,
 }
 
 impl QubeConnection {
     /// Wraps the GUI domain's end of a fresh channel for the qube `identity`.
     pub fn new(id: ConnId, identity: QubeIdentity, socket: UnixStream) -> std::io::Result<Self> {
+        Self::with_limits(id, identity, socket, SessionLimits::default())
+    }
+
+    /// As [`QubeConnection::new`], with the qube's limits from the config.
+    pub fn with_limits(
+        id: ConnId,
+        identity: QubeIdentity,
+        socket: UnixStream,
+        limits: SessionLimits,
+    ) -> std::io::Result<Self> {
         let transport = UnixTransport::new(socket)?;
         Ok(QubeConnection {
             id,
             identity,
             windows: HashMap::new(),
-            conn: GuiConnection::new(transport, SessionLimits::default(), StreamLimits::default()),
+            conn: GuiConnection::new(transport, limits, stream_limits()),
             established: false,
             keymap_sent: false,
             next_serial: 1,
@@ -203,6 +218,7 @@ impl QubeConnection {
             write_token: None,
             write_armed: false,
             more_to_read: false,
+            send_failed: false,
             agent: None,
         })
     }
@@ -232,6 +248,22 @@ impl QubeConnection {
             }
         }
     }
+}
+
+/// The environment variable that lowers the outgoing queue limit per qube (bytes), for tests
+/// of a qube that stops reading: filling the default 64 MiB with small messages would take
+/// minutes. It can only lower the limit, never raise it.
+pub const MAX_QUEUED_BYTES_ENV: &str = "CORRAL_MAX_QUEUED_BYTES";
+
+fn stream_limits() -> StreamLimits {
+    let default = StreamLimits::default();
+    let max_queued_bytes = std::env::var(MAX_QUEUED_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(default.max_queued_bytes, |v| {
+            v.clamp(4096, default.max_queued_bytes)
+        });
+    StreamLimits { max_queued_bytes }
 }
 
 /// Every qube connection and the window numbering shared by all of them.

@@ -60,11 +60,12 @@ impl<R: Renderer + ImportMem + ImportAll> std::fmt::Debug for CorralElement<R> {
     }
 }
 
-/// The colour behind everything.
+/// The colour behind everything in the default theme (the theme's `frame.background` is drawn).
 pub const BACKGROUND: Rgb = Rgb::new(0x20, 0x22, 0x26);
-/// The neutral fill of a window's interior where it has no content (QSB-39).
+/// The neutral fill of a window's interior where it has no content (QSB-39), in the default
+/// theme (the theme's `frame.empty_fill` is drawn).
 pub const NEUTRAL_FILL: Rgb = Rgb::new(0x80, 0x80, 0x80);
-/// Title text size in pixels.
+/// Title text size in pixels by default (`decorations.font_size` is drawn).
 pub const TITLE_PX: f32 = 15.0;
 
 /// A renderer the compositor can draw qube content with.
@@ -177,7 +178,7 @@ fn zero_copy_texture(
 /// A copy of the visible part of the buffer in compositor memory, refreshed from damaged
 /// regions. Only what can be shown is copied, so a qube attaching a huge buffer costs the
 /// compositor no more memory than its window's interior.
-fn memory_element<R: CorralRenderer>(
+pub(crate) fn memory_element<R: CorralRenderer>(
     renderer: &mut R,
     window: &mut QubeWindow,
     pool: &dyn PoolMemory,
@@ -285,6 +286,13 @@ impl Chrome {
 pub struct RenderCache {
     chrome: HashMap<WinId, Chrome>,
     toasts: HashMap<u64, MemoryRenderBuffer>,
+    lock: crate::lock::ui::LockCache,
+    /// The launcher's drawing, with the launcher version and size it shows.
+    launcher: Option<(u64, Rect, MemoryRenderBuffer)>,
+    /// Each output's panel drawing (by output origin), with the model and width it shows.
+    panels: HashMap<(i32, i32), (crate::panel::PanelModel, i32, MemoryRenderBuffer)>,
+    /// The open panel menu's drawing, with the menu it shows.
+    panel_menu: Option<(crate::panel::QubeMenu, MemoryRenderBuffer)>,
 }
 
 impl RenderCache {
@@ -297,23 +305,59 @@ impl RenderCache {
     }
 }
 
-/// The text of a title bar: the trusted `[qube]` prefix, then the qube's sanitised title.
+/// The text of a title bar: `decorations.title_format` (by default the trusted `[qube]`
+/// prefix, then the qube's sanitised title). With `decorations.utf8_titles` off, only
+/// printable ASCII of the title is shown (anything else becomes `_`, as in Qubes).
 pub fn title_text(qube: &str, untrusted_title: &str) -> String {
-    if untrusted_title.is_empty() {
-        format!("[{qube}]")
+    let look = crate::config::theme::look();
+    let d = &look.decorations;
+    if d.utf8_titles {
+        d.title_format.render(qube, untrusted_title)
     } else {
-        format!("[{qube}] {untrusted_title}")
+        let ascii: String = untrusted_title
+            .chars()
+            .map(|c| if (' '..='~').contains(&c) { c } else { '_' })
+            .collect();
+        d.title_format.render(qube, &ascii)
     }
 }
 
 /// Colour of a title bar: the label colour, lightened on the bright phase of an attention
-/// pulse. Borders always keep the exact label colour.
+/// pulse (by the theme's `attention_mix_percent`). Borders always keep the exact label colour.
 pub fn title_colour(label: Rgb, attention: bool, pulse_on: bool) -> Rgb {
     if attention && pulse_on {
-        label.mix(labels::WHITE, 0.45)
+        let mix = crate::config::theme::look()
+            .frame
+            .attention_mix_percent
+            .get();
+        label.mix(labels::WHITE, mix as f64 / 100.0)
     } else {
         label
     }
+}
+
+/// The colour behind everything, from the theme.
+pub fn background() -> Rgb {
+    crate::config::theme::look().frame.background.0
+}
+
+/// A whole drawing of the trusted layer (toast, launcher, panel, menu) at `at` on the output.
+fn trusted_drawing<R: CorralRenderer>(
+    renderer: &mut R,
+    at: Point<i32, Physical>,
+    buffer: &MemoryRenderBuffer,
+) -> Option<CorralElement<R>> {
+    MemoryRenderBufferRenderElement::from_buffer(
+        renderer,
+        at.to_f64(),
+        buffer,
+        None,
+        None,
+        None,
+        Kind::Unspecified,
+    )
+    .ok()
+    .map(CorralElement::Memory)
 }
 
 /// What is needed to draw one output.
@@ -324,6 +368,14 @@ pub struct Frame<'a> {
     pub toasts: &'a [Toast],
     pub toast_rects: &'a [Rect],
     pub pulse_on: bool,
+    /// Set while the session is locked: then the lock screen is all any output shows.
+    pub lock: Option<&'a crate::lock::ui::LockFrame>,
+    /// The launcher, while open, and where it goes: in front of everything else.
+    pub launcher: Option<(&'a crate::launcher::Launcher, Rect)>,
+    /// The panel, drawn along the top of every output (`layout.config.reserved_top` high).
+    pub panel: Option<&'a crate::panel::PanelModel>,
+    /// A qube's panel menu, while open.
+    pub panel_menu: Option<&'a crate::panel::QubeMenu>,
 }
 
 /// The scene items of one output (global rectangles), front to back.
@@ -331,7 +383,7 @@ pub fn scene_for(frame: &Frame<'_>, qubes: &Qubes, output: Rect) -> Vec<Item> {
     scene::build(frame.layout, frame.toast_rects, output, |win| {
         if let Some(local) = frame.local.get(&win) {
             return Some(WindowLook {
-                colour: labels::GUI_DOMAIN_LABEL.colour,
+                colour: crate::config::theme::look().label_colour(&labels::GUI_DOMAIN_LABEL),
                 buffer: local::surface_size(local.toplevel.wl_surface()),
             });
         }
@@ -356,10 +408,57 @@ pub fn output_elements<R: CorralRenderer>(
     cache: &mut RenderCache,
     output: Rect,
 ) -> Vec<CorralElement<R>> {
+    // Locked: the lock screen and nothing else — no qube content, frames or toasts. Decided
+    // here, per output and per frame, so every output is covered, new ones included (QSB-68).
+    if let Some(lock) = frame.lock {
+        return crate::lock::ui::output_elements(renderer, lock, &mut cache.lock, output);
+    }
     let items = scene_for(frame, qubes, output);
+    let look = crate::config::theme::look();
     let origin = |r: Rect| Point::<i32, Physical>::from((r.x - output.x, r.y - output.y));
     let phys = |r: Rect| Rectangle::<i32, Physical>::new(origin(r), (r.w, r.h).into());
-    let mut elements = Vec::with_capacity(items.len());
+    let mut elements = Vec::with_capacity(items.len() + 1);
+    // The launcher: the trusted layer's front, above toasts and every window.
+    if let Some((launcher, rect)) = frame.launcher
+        && rect.intersects(output)
+    {
+        let fresh =
+            matches!(&cache.launcher, Some((v, r, _)) if *v == launcher.version() && *r == rect);
+        if !fresh {
+            let pixels = crate::launcher::draw(launcher, rect.w, rect.h);
+            cache.launcher = Some((launcher.version(), rect, pixels_buffer(&pixels)));
+        }
+        if let Some((_, _, buffer)) = &cache.launcher {
+            elements.extend(trusted_drawing(renderer, origin(rect), buffer));
+        }
+    }
+    // A qube's panel menu, in front of the panel and every window.
+    if let Some(menu) = frame.panel_menu
+        && menu.rect.intersects(output)
+    {
+        if !matches!(&cache.panel_menu, Some((m, _)) if m == menu) {
+            cache.panel_menu = Some((menu.clone(), pixels_buffer(&menu.draw())));
+        }
+        if let Some((_, buffer)) = &cache.panel_menu {
+            elements.extend(trusted_drawing(renderer, origin(menu.rect), buffer));
+        }
+    }
+    // The panel along the top: in front of every window (they are kept below it anyway).
+    if let Some(model) = frame.panel {
+        let key = (output.x, output.y);
+        let fresh =
+            matches!(cache.panels.get(&key), Some((m, w, _)) if m == model && *w == output.w);
+        if !fresh {
+            let pixels = crate::panel::draw(model, output.w);
+            cache
+                .panels
+                .insert(key, (model.clone(), output.w, pixels_buffer(&pixels)));
+        }
+        if let Some((_, _, buffer)) = cache.panels.get(&key) {
+            let at = origin(Rect::new(output.x, output.y, output.w, 1));
+            elements.extend(trusted_drawing(renderer, at, buffer));
+        }
+    }
     for item in items {
         match item {
             Item::Toast { index, rect } => {
@@ -370,17 +469,7 @@ pub fn output_elements<R: CorralRenderer>(
                     let pixels = crate::notify::draw_toast(toast, rect.w, rect.h);
                     pixels_buffer(&pixels)
                 });
-                if let Ok(e) = MemoryRenderBufferRenderElement::from_buffer(
-                    renderer,
-                    origin(rect).to_f64(),
-                    buffer,
-                    None,
-                    None,
-                    None,
-                    Kind::Unspecified,
-                ) {
-                    elements.push(CorralElement::Memory(e));
-                }
+                elements.extend(trusted_drawing(renderer, origin(rect), buffer));
             }
             Item::Border {
                 win,
@@ -401,7 +490,7 @@ pub fn output_elements<R: CorralRenderer>(
                 let (name, colour, untrusted_title) = if let Some(local) = frame.local.get(&win) {
                     (
                         GUI_DOMAIN_NAME.to_owned(),
-                        labels::GUI_DOMAIN_LABEL.colour,
+                        look.label_colour(&labels::GUI_DOMAIN_LABEL),
                         corral_protocol::SanitizedText::sanitize(
                             &local::local_title(&local.toplevel),
                             corral_protocol::limits::MAX_TITLE_BYTES,
@@ -418,18 +507,20 @@ pub fn output_elements<R: CorralRenderer>(
                 };
                 let attention = frame.layout.toplevel(win).is_some_and(|t| t.attention);
                 let bg = title_colour(colour, attention, frame.pulse_on);
-                let fg = labels::text_colour_on(bg);
+                let fg = look.text_on(bg);
                 let text = title_text(&name, untrusted_title.as_str());
                 let focused = frame.layout.focus() == Some(win);
                 let key = (text, rect.w, rect.h, fg, bg, focused);
                 let chrome = cache.chrome.entry(win).or_insert_with(Chrome::new);
                 if chrome.title_key.as_ref() != Some(&key) {
                     let mut pixels = Pixels::filled(rect.w, rect.h, bg);
-                    let y = ((rect.h as f32 - TITLE_PX * 1.2) / 2.0).max(0.0) as i32;
-                    pixels.draw_text(&key.0, 6, y, TITLE_PX, rect.w - 12, fg);
-                    if focused {
+                    let px = look.decorations.font_size.get() as f32;
+                    let y = ((rect.h as f32 - px * 1.2) / 2.0).max(0.0) as i32;
+                    pixels.draw_text(&key.0, 6, y, px, rect.w - 12, fg);
+                    let line = look.frame.focus_underline.get() as i32;
+                    if focused && line > 0 {
                         // The focused window's title bar is underlined in its text colour.
-                        pixels.fill_rect(0, rect.h - 2, rect.w, 2, fg);
+                        pixels.fill_rect(0, rect.h - line, rect.w, line, fg);
                     }
                     chrome.title = Some(pixels_buffer(&pixels));
                     chrome.title_key = Some(key);
@@ -482,8 +573,8 @@ pub fn output_elements<R: CorralRenderer>(
                 elements.push(CorralElement::Solid(SolidColorRenderElement::new(
                     chrome.fill.clone(),
                     phys(rect),
-                    CommitCounter::default(),
-                    NEUTRAL_FILL.to_f32(),
+                    CommitCounter::from(look.frame.empty_fill.0.argb() as usize),
+                    look.frame.empty_fill.0.to_f32(),
                     Kind::Unspecified,
                 )));
             }

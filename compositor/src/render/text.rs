@@ -2,17 +2,54 @@
 //! (DejaVu Sans, `themes/fonts/`), so what the user reads never depends on a qube or on fonts
 //! installed in the GUI domain.
 
-use std::sync::OnceLock;
+use std::path::Path;
+use std::sync::{OnceLock, RwLock};
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use ab_glyph::{Font, FontArc, PxScale, ScaleFont};
 
 use crate::labels::Rgb;
 
 static FONT_BYTES: &[u8] = include_bytes!("../../../themes/fonts/DejaVuSans.ttf");
 
-fn font() -> &'static FontRef<'static> {
-    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
-    FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses"))
+/// A font from `decorations.font` in the config, instead of the bundled one.
+static USER_FONT: RwLock<Option<FontArc>> = RwLock::new(None);
+
+/// Largest font file accepted from the config.
+const MAX_FONT_BYTES: u64 = 64 * 1024 * 1024;
+
+fn font() -> FontArc {
+    if let Some(f) = USER_FONT.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return f.clone();
+    }
+    static FONT: OnceLock<FontArc> = OnceLock::new();
+    FONT.get_or_init(|| FontArc::try_from_slice(FONT_BYTES).expect("the bundled font parses"))
+        .clone()
+}
+
+/// Reads a TrueType or OpenType file for [`set_font`].
+pub fn load_font_file(path: &Path) -> Result<FontArc, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read font {}: {e}", path.display()))?
+        .len();
+    if size > MAX_FONT_BYTES {
+        return Err(format!(
+            "font {} is {size} bytes: expected at most {MAX_FONT_BYTES}",
+            path.display()
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read font {}: {e}", path.display()))?;
+    FontArc::try_from_vec(bytes).map_err(|_| {
+        format!(
+            "{} is not a font: expected a TrueType or OpenType file",
+            path.display()
+        )
+    })
+}
+
+/// The font trusted text is drawn with: `None` for the bundled DejaVu Sans.
+pub fn set_font(font: Option<FontArc>) {
+    *USER_FONT.write().unwrap_or_else(|e| e.into_inner()) = font;
 }
 
 /// A block of pixels, 4 bytes each in memory order B, G, R, A (ARGB8888 little-endian),

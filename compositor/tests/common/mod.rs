@@ -59,6 +59,11 @@ impl Drop for Corral {
     }
 }
 
+/// A binary built next to `corral` (`corralctl`, `corral-agent`).
+pub fn beside_corral(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_corral")).with_file_name(name)
+}
+
 /// The command line that makes the compositor start this test binary as an agent.
 pub fn test_agent_command() -> String {
     let exe = std::env::current_exe().unwrap();
@@ -105,6 +110,12 @@ impl Corral {
         )
         .unwrap();
         cmd.env("XDG_RUNTIME_DIR", &runtime);
+        // Private qube data (the domain manager is embedded by default) and no config but the
+        // built-in default, whatever the machine has in ~/.config or /etc.
+        cmd.env("XDG_DATA_HOME", dir.0.join("data"));
+        cmd.env_remove("CORRAL_DATA_DIR");
+        cmd.env_remove("CORRAL_RUNTIME_DIR");
+        cmd.env("XDG_CONFIG_HOME", dir.0.join("config"));
         cmd.env("RUST_LOG", "corral=debug");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -120,6 +131,31 @@ impl Corral {
             client::request(&corral.socket, &Request::Outputs).ok()
         });
         corral
+    }
+
+    /// Waits for the embedded domain manager's admin socket.
+    pub fn wait_admin_socket(&self) {
+        let socket = self.dir.0.join("runtime/corral/admin.sock");
+        self.wait_for("the admin socket", || socket.exists().then_some(()));
+    }
+
+    /// `corralctl ARGS` against this corral's embedded domain manager, found with no flags
+    /// under its `XDG_RUNTIME_DIR`; its stdout, asserting success.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let o = Command::new(beside_corral("corralctl"))
+            .env("XDG_RUNTIME_DIR", self.dir.0.join("runtime"))
+            .env_remove("CORRAL_ADMIN_SOCKET")
+            .env_remove("CORRAL_RUNTIME_DIR")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "corralctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
     }
 
     /// Polls `f` until it returns `Some`, for at most [`TIMEOUT`].

@@ -107,6 +107,22 @@ enum Command {
         /// Seconds before the remaining processes are killed.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Shut a netvm down even though running qubes use it (they lose their network).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Shows or changes a qube's firewall rules (qvm-firewall); rules are enforced in its
+    /// netvm and take effect at once on a running qube.
+    ///
+    /// Rules are evaluated in order, the first match wins, and everything else is dropped.
+    /// A qube never given rules has the default list: a single `accept`. Fields:
+    /// action=accept|drop, dsthost=IP|CIDR|NAME, proto=tcp|udp|icmp, dstports=N|N-M,
+    /// icmptype=N, specialtarget=dns, expire=EPOCH|+SECONDS, comment=TEXT.
+    Firewall {
+        /// The qube whose rules these are (enforced in its netvm).
+        qube: String,
+        #[command(subcommand)]
+        cmd: Option<FirewallCmd>,
     },
     /// Kills every process of a qube now (qvm-kill).
     Kill { name: String },
@@ -177,6 +193,29 @@ enum PolicyCmd {
         #[arg(long, default_value = "/etc/corral/policy.d")]
         policy_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum FirewallCmd {
+    /// Lists the rules as a table, numbered from 0 (the default when no command is given).
+    List {
+        /// One rule per line in the stored `key=value` form.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Adds a rule: `add action=accept dsthost=192.0.2.0/24 proto=tcp dstports=443`.
+    Add {
+        /// Insert before rule N instead of at the end (before the final drop).
+        #[arg(long, value_name = "N")]
+        before: Option<usize>,
+        /// The rule, as key=value words (a bare `accept` or `drop` is the action).
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        rule: Vec<String>,
+    },
+    /// Removes rule N (as `list` numbers it).
+    Del { number: usize },
+    /// Back to the default list: a single accept.
+    Reset,
 }
 
 #[derive(Debug, Subcommand)]
@@ -575,14 +614,17 @@ fn run(args: Args) -> Result<u8, Fail> {
             name,
             wait,
             timeout,
+            force,
         } => none(call(
             &args,
             Request::Shutdown {
                 name: name.clone(),
                 wait: *wait,
                 timeout_s: Some(*timeout),
+                force: *force,
             },
         )?),
+        Command::Firewall { qube, cmd } => firewall(&args, qube, cmd.as_ref()),
         Command::Kill { name } => none(call(&args, Request::Kill { name: name.clone() })?),
         Command::Pause { name } => none(call(&args, Request::Pause { name: name.clone() })?),
         Command::Unpause { name } => none(call(&args, Request::Unpause { name: name.clone() })?),
@@ -684,4 +726,110 @@ fn daemon(data: Option<PathBuf>, runtime: Option<PathBuf>) -> Result<u8, Fail> {
     });
     mgr.serve(listener)?;
     Ok(0)
+}
+
+/// `corralctl firewall QUBE …`.
+fn firewall(args: &Args, qube: &str, cmd: Option<&FirewallCmd>) -> Result<u8, Fail> {
+    let name = qube.to_owned();
+    match cmd.unwrap_or(&FirewallCmd::List { raw: false }) {
+        FirewallCmd::List { raw } => {
+            let v = call(args, Request::FirewallList { name })?;
+            let texts: Vec<String> =
+                serde_json::from_value(v).map_err(|e| Fail(1, e.to_string()))?;
+            if *raw {
+                for t in texts {
+                    println!("{t}");
+                }
+                return Ok(0);
+            }
+            print!("{}", firewall_table(&texts)?);
+            Ok(0)
+        }
+        FirewallCmd::Add { before, rule } => {
+            call(
+                args,
+                Request::FirewallAdd {
+                    name,
+                    rule: join_rule_words(rule),
+                    before: *before,
+                },
+            )?;
+            Ok(0)
+        }
+        FirewallCmd::Del { number } => {
+            call(
+                args,
+                Request::FirewallDel {
+                    name,
+                    index: *number,
+                },
+            )?;
+            Ok(0)
+        }
+        FirewallCmd::Reset => {
+            call(args, Request::FirewallReset { name })?;
+            Ok(0)
+        }
+    }
+}
+
+/// Joins shell words into rule text, quoting a value the shell already unquoted
+/// (`comment="two words"` arrives as `comment=two words`).
+fn join_rule_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if v.contains(char::is_whitespace) || v.contains('"') || v.is_empty() => {
+                format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+            _ => w.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn firewall_table(texts: &[String]) -> Result<String, Fail> {
+    use corral_domains::net::rules::{Action, Rule, proto_name};
+    let now = corral_domains::net::chain::now();
+    let mut rows = vec![
+        [
+            "NO",
+            "ACTION",
+            "HOST",
+            "PROTOCOL",
+            "PORT(S)",
+            "SPECIAL TARGET",
+            "ICMP TYPE",
+            "EXPIRE",
+            "COMMENT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    let dash = || "-".to_owned();
+    for (i, t) in texts.iter().enumerate() {
+        let r: Rule = t
+            .parse()
+            .map_err(|e| Fail(1, format!("the manager sent a bad rule: {e}")))?;
+        rows.push(vec![
+            i.to_string(),
+            match r.action {
+                Action::Accept => "accept",
+                Action::Drop => "drop",
+            }
+            .to_owned(),
+            r.dsthost.as_ref().map_or_else(dash, ToString::to_string),
+            r.proto.map_or_else(dash, |p| proto_name(p).to_owned()),
+            r.dstports.map_or_else(dash, |p| p.to_string()),
+            if r.dns { "dns".to_owned() } else { dash() },
+            r.icmptype.map_or_else(dash, |t| t.to_string()),
+            match r.expire {
+                None => dash(),
+                Some(e) if e <= now => format!("{e} (expired)"),
+                Some(e) => format!("{e} (in {} s)", e - now),
+            },
+            r.comment.clone().unwrap_or_else(dash),
+        ]);
+    }
+    Ok(table(&rows))
 }

@@ -1,0 +1,43 @@
+//! The states `corralctl ls` shows besides Running, Halted and Paused, in qvm-ls's words:
+//! `Halting` while a qube asked to stop still runs (until its timeout kills it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+fn state(d: &Daemon, qube: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["ls", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == qube)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_qube_that_ignores_the_shutdown_is_halting_until_it_is_killed() {
+    let d = Daemon::start("states").with_work();
+    d.ok(&["start", "work"]);
+    assert_eq!(state(&d, "work"), "Running");
+    // A process that ignores SIGTERM keeps the qube up until the timeout.
+    d.ok(&["run", "work", "trap '' TERM; sleep 60"]);
+    std::thread::sleep(Duration::from_millis(200));
+    d.ok(&["shutdown", "work", "--timeout", "2"]);
+    assert_eq!(state(&d, "work"), "Halting");
+    let t0 = Instant::now();
+    while state(&d, "work") != "Halted" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still {} after the timeout",
+            state(&d, "work")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["start", "work"]);
+    assert_eq!(state(&d, "work"), "Running", "a new start clears Halting");
+}
