@@ -11,6 +11,7 @@
 #   /usr/share/corral/themes/                     (where corral looks for installed themes)
 #   /etc/corral/config.toml, /etc/corral/policy.d/  (never overwritten: local edits stay;
 #                                                    the shipped version lands next to it as .new)
+#   /etc/pam.d/corral                             (the lock screen's PAM service; same rule)
 set -eu
 
 usage() {
@@ -102,5 +103,6 @@ put_config "$repo/config/corral.toml" "$destdir/etc/corral/config.toml"
 for p in "$repo"/config/policy.d/*.policy; do
     put_config "$p" "$destdir/etc/corral/policy.d/$(basename -- "$p")"
 done
+put_config "$repo/config/pam.d/corral" "$destdir/etc/pam.d/corral"
 
 say "done. Log out and pick \"Corral\" in your display manager, or run corral-session from a text console."

@@ -168,8 +168,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub clipboard_ask_denies: bool,
 
-    /// Lock the session after this many seconds without keyboard or pointer input (the lock
-    /// screen, `corral msg lock`). Off unless given.
+    /// Lock the session after this many seconds without keyboard or pointer input [default:
+    /// security.idle_lock_seconds of the config, 0: never].
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_lock: Option<u64>,
@@ -212,6 +212,7 @@ impl RunArgs {
             clipboard_wipe_after: self.clipboard_wipe_after,
             clipboard_ask_denies: self.clipboard_ask_denies,
             allow_input_injection: self.allow_input_injection,
+            idle_lock: self.idle_lock,
         }
     }
 

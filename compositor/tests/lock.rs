@@ -473,6 +473,37 @@ fn idle_time_locks_the_session() {
     assert_eq!(info.idle_timeout_ms, Some(1000));
 }
 
+#[test]
+fn the_config_files_idle_time_locks_the_session_and_the_flag_wins() {
+    let dir = common::TempDir::new("lock-idle-config");
+    let config = dir.0.join("config.toml");
+    std::fs::write(&config, "[security]\nidle_lock_seconds = 1\n").unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let corral = start(
+        "lock-idle-config",
+        &["1024x768"],
+        &["work:orange"],
+        &["--config".into(), path.clone()],
+    );
+    corral.wait_window("work");
+    let info = corral.wait_for("the idle lock", || {
+        Some(lock_state(&corral)).filter(|i| i.locked)
+    });
+    assert_eq!(info.idle_timeout_ms, Some(1000));
+    drop(corral);
+    // `--idle-lock` wins over the file.
+    let corral = start(
+        "lock-idle-flag",
+        &["1024x768"],
+        &["work:orange"],
+        &["--config".into(), path, "--idle-lock".into(), "600".into()],
+    );
+    corral.wait_window("work");
+    let info = lock_state(&corral);
+    assert!(!info.locked);
+    assert_eq!(info.idle_timeout_ms, Some(600_000));
+}
+
 // ---------------------------------------------------------------------------------------------
 // GUI-domain lockers (ext-session-lock-v1): swaylock
 

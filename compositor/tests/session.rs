@@ -370,6 +370,11 @@ fn install_sh_stages_everything_under_destdir() {
         root.join("etc/corral/policy.d/50-clipboard.policy")
             .exists()
     );
+    // The lock screen's PAM service (without it PAM falls back to /etc/pam.d/other).
+    assert_eq!(
+        std::fs::read(root.join("etc/pam.d/corral")).unwrap(),
+        std::fs::read(repo().join("config/pam.d/corral")).unwrap()
+    );
 
     // The installed entry point finds the installed corral next to it.
     let (code, out, err) = run(Command::new(root.join("usr/local/bin/corral-session"))

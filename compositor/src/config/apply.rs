@@ -73,6 +73,12 @@ impl State {
         self.config.allow_input_injection =
             headless || o.allow_input_injection || c.security.allow_input_injection;
 
+        // The idle lock: the flag over the file; 0 is off.
+        let idle = o
+            .idle_lock
+            .unwrap_or(c.security.idle_lock_seconds.get() as u64);
+        self.lock.config.idle_timeout = (idle > 0).then(|| std::time::Duration::from_secs(idle));
+
         self.apply_keyboard(&c, initial);
         self.apply_outputs(&c);
 

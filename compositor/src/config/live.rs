@@ -52,6 +52,8 @@ pub struct Overrides {
     pub clipboard_wipe_after: Option<u64>,
     pub clipboard_ask_denies: bool,
     pub allow_input_injection: bool,
+    /// `--idle-lock SECONDS`.
+    pub idle_lock: Option<u64>,
 }
 
 /// The config the compositor runs with, where it came from, and what is watched.

@@ -352,6 +352,12 @@ pub const KEYS: &[Key] = &[
         "Random delay, up to this many milliseconds, added to key and button events sent to qubes (order kept) to blur keystroke timing.",
     ),
     k(
+        "security.idle_lock_seconds",
+        "integer, 0 to 86400",
+        "0",
+        "Lock the session after this many seconds without keyboard or pointer input; 0: never. `--idle-lock SECONDS` overrides.",
+    ),
+    k(
         "security.allow_input_injection",
         "boolean",
         "false",

@@ -293,6 +293,8 @@ pub struct Security {
     pub fullscreen_allowed: Vec<String>,
     /// Upper bound of a random delay added to each key and button event sent to a qube.
     pub input_jitter_ms: Int<0, 5000>,
+    /// Seconds without keyboard or pointer input before the session locks; 0: never.
+    pub idle_lock_seconds: Int<0, 86_400>,
     pub allow_input_injection: bool,
     pub limits: Limits,
     /// Qube name → limits over `limits`.
@@ -304,6 +306,7 @@ impl Default for Security {
         Security {
             fullscreen_allowed: Vec::new(),
             input_jitter_ms: Int(0),
+            idle_lock_seconds: Int(0),
             allow_input_injection: false,
             limits: Limits::default(),
             qube_limits: BTreeMap::new(),
