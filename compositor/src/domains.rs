@@ -165,15 +165,11 @@ fn agent_binary() -> Option<PathBuf> {
     agent.is_file().then_some(agent)
 }
 
-/// A store colour (`#rrggbb`) as drawn; gray when it does not parse (the store validates it).
-pub fn colour_of(hex: &str) -> crate::labels::Rgb {
-    hex.strip_prefix('#')
-        .filter(|h| h.len() == 6)
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .map_or(
-            crate::labels::Rgb::from_hex(0x555753),
-            crate::labels::Rgb::from_hex,
-        )
+/// The colour a qube's label `name` (store colour `hex`) is drawn in: the theme's for that
+/// label, as its window frames are.
+pub fn colour_of(name: &str, hex: &str) -> crate::labels::Rgb {
+    // The index only matters for built-in labels, which the theme knows by name anyway.
+    crate::config::theme::look().label_colour(&Label::from_store(u32::MAX, name, hex))
 }
 
 /// A label of the store as the compositor draws it.
@@ -285,8 +281,8 @@ pub struct QubeApps {
 /// What the domain manager's threads report back to the event loop.
 #[derive(Debug)]
 pub enum DomainEvent {
-    /// The launcher's list of qubes and their applications.
-    LauncherList(Result<Vec<QubeApps>, String>),
+    /// The launcher's list of qubes and their applications, for its opening with this token.
+    LauncherList(u64, Result<Vec<QubeApps>, String>),
     /// A launch from the launcher failed.
     LaunchFailed {
         qube: String,
@@ -332,8 +328,8 @@ impl State {
 
     fn domain_event(&mut self, event: DomainEvent) {
         match event {
-            DomainEvent::LauncherList(list) => {
-                self.launcher.set_qubes(list);
+            DomainEvent::LauncherList(token, list) => {
+                self.launcher.set_qubes(token, list);
                 self.queue_redraw();
             }
             DomainEvent::LaunchFailed { qube, app, why } => {
@@ -354,7 +350,8 @@ impl State {
             .and_then(|m| {
                 let model = m.model();
                 let q = model.get(qube).ok()?;
-                Some(label_from_store(model.label(&q.label).ok()?).colour)
+                let label = label_from_store(model.label(&q.label).ok()?);
+                Some(crate::config::theme::look().label_colour(&label))
             })
             .unwrap_or(crate::labels::GUI_DOMAIN_LABEL.colour)
     }

@@ -435,7 +435,11 @@ impl State {
         if self.lock_intercepts_axis() {
             return;
         }
-        let (vertical, horizontal) = if self.settings.loaded.config.input.natural_scrolling {
+        // On udev, libinput devices do natural scrolling themselves (backend/udev.rs): flipping
+        // here too would cancel it.
+        let software_flip = self.settings.loaded.config.input.natural_scrolling
+            && !matches!(self.backend, crate::backend::Backend::Udev(_));
+        let (vertical, horizontal) = if software_flip {
             (-vertical, -horizontal)
         } else {
             (vertical, horizontal)

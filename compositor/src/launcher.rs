@@ -96,6 +96,9 @@ pub struct Launcher {
     selected: usize,
     /// Changes whenever what is drawn changes (the renderer caches the drawing by it).
     version: u64,
+    /// Which opening the list being read belongs to (a list read for an earlier opening is
+    /// dropped).
+    opening: u64,
 }
 
 impl Launcher {
@@ -103,19 +106,23 @@ impl Launcher {
         self.open
     }
 
-    /// Opens with an empty search, waiting for the list ([`Launcher::set_qubes`]).
-    pub fn open(&mut self) {
+    /// Opens with an empty search, waiting for the list ([`Launcher::set_qubes`] with the
+    /// token returned here).
+    pub fn open(&mut self) -> u64 {
         *self = Launcher {
             open: true,
             loading: true,
             version: self.version + 1,
+            opening: self.opening + 1,
             ..Launcher::default()
         };
+        self.opening
     }
 
     pub fn close(&mut self) {
         *self = Launcher {
             version: self.version + 1,
+            opening: self.opening,
             ..Launcher::default()
         };
     }
@@ -135,9 +142,10 @@ impl Launcher {
         )
     }
 
-    /// The list arrived (or could not be read). Ignored when closed since.
-    pub fn set_qubes(&mut self, qubes: Result<Vec<QubeApps>, String>) {
-        if !self.open {
+    /// The list read for opening `token` arrived (or could not be read). Ignored when the
+    /// launcher was closed or opened again since.
+    pub fn set_qubes(&mut self, token: u64, qubes: Result<Vec<QubeApps>, String>) {
+        if !self.open || token != self.opening {
             return;
         }
         self.version += 1;
@@ -234,7 +242,7 @@ impl Launcher {
 fn entries(qubes: &[QubeApps]) -> Vec<Entry> {
     let mut out = Vec::new();
     for q in qubes {
-        let colour = crate::domains::colour_of(&q.colour);
+        let colour = crate::domains::colour_of(&q.label, &q.colour);
         let mut push = |text: String, app: &str, dispvm: bool, extra: &str| {
             out.push(Entry {
                 qube: q.name.clone(),
@@ -371,19 +379,20 @@ impl crate::state::State {
         if self.lock.is_locked() {
             return;
         }
-        self.launcher.open();
+        let token = self.launcher.open();
         self.sync_focus();
         match self.domain_manager.clone() {
             Some(manager) => {
                 let events = self.domain_events();
                 crate::domains::in_background("corral-launcher-list", move || {
                     let list = crate::domains::qube_apps(&manager, None);
-                    let _ = events.send(crate::domains::DomainEvent::LauncherList(list));
+                    let _ = events.send(crate::domains::DomainEvent::LauncherList(token, list));
                 });
             }
-            None => self.launcher.set_qubes(Err(
-                "this corral runs without a domain manager (--no-domains)".into(),
-            )),
+            None => self.launcher.set_qubes(
+                token,
+                Err("this corral runs without a domain manager (--no-domains)".into()),
+            ),
         }
         self.queue_redraw();
     }
@@ -512,11 +521,17 @@ mod tests {
     }
 
     fn qube(name: &str, colour: &str, apps: Vec<AppEntry>, dvm: bool) -> QubeApps {
+        // The label whose default colour this is: rows are drawn in the theme's label colour.
+        let label = match colour {
+            "#3465a4" => "blue",
+            "#cc0000" => "red",
+            _ => "yellow",
+        };
         QubeApps {
             name: name.into(),
             class: "AppVM".into(),
             state: "Halted".into(),
-            label: "blue".into(),
+            label: label.into(),
             colour: colour.into(),
             template_for_dispvms: dvm,
             apps,
@@ -526,25 +541,28 @@ mod tests {
 
     fn opened() -> Launcher {
         let mut l = Launcher::default();
-        l.open();
-        l.set_qubes(Ok(vec![
-            qube(
-                "work",
-                "#3465a4",
-                vec![
-                    app("foot", "Foot"),
-                    app("org.gnome.TextEditor", "Text Editor"),
-                ],
-                false,
-            ),
-            qube(
-                "personal",
-                "#c4a000",
-                vec![app("firefox", "Firefox")],
-                false,
-            ),
-            qube("dvm", "#cc0000", vec![app("firefox", "Firefox")], true),
-        ]));
+        let token = l.open();
+        l.set_qubes(
+            token,
+            Ok(vec![
+                qube(
+                    "work",
+                    "#3465a4",
+                    vec![
+                        app("foot", "Foot"),
+                        app("org.gnome.TextEditor", "Text Editor"),
+                    ],
+                    false,
+                ),
+                qube(
+                    "personal",
+                    "#c4a000",
+                    vec![app("firefox", "Firefox")],
+                    false,
+                ),
+                qube("dvm", "#cc0000", vec![app("firefox", "Firefox")], true),
+            ]),
+        );
         l
     }
 
@@ -637,16 +655,41 @@ mod tests {
     #[test]
     fn a_late_list_after_closing_is_ignored() {
         let mut l = Launcher::default();
-        l.open();
+        let first = l.open();
         l.close();
-        l.set_qubes(Ok(vec![qube(
-            "work",
-            "#3465a4",
-            vec![app("foot", "Foot")],
-            false,
-        )]));
+        l.set_qubes(
+            first,
+            Ok(vec![qube(
+                "work",
+                "#3465a4",
+                vec![app("foot", "Foot")],
+                false,
+            )]),
+        );
         assert!(!l.is_open());
         assert_eq!(l.shown().count(), 0);
+        // Opened again: the first opening's list is still not this one's.
+        let second = l.open();
+        l.set_qubes(
+            first,
+            Ok(vec![qube(
+                "work",
+                "#3465a4",
+                vec![app("foot", "Foot")],
+                false,
+            )]),
+        );
+        assert_eq!(l.shown().count(), 0, "a stale list was taken");
+        l.set_qubes(
+            second,
+            Ok(vec![qube(
+                "work",
+                "#3465a4",
+                vec![app("foot", "Foot")],
+                false,
+            )]),
+        );
+        assert_eq!(l.shown().count(), 2);
     }
 
     #[test]

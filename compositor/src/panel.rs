@@ -255,7 +255,7 @@ pub fn draw(model: &PanelModel, width: i32) -> Pixels {
     p.fill_rect(0, PANEL_HEIGHT - 1, width, 1, Rgb::from_hex(0x555753));
     for (i, from, to) in model.chips(width) {
         let q = &model.qubes[i];
-        let chip_text_colour = crate::labels::text_colour_on(q.colour);
+        let chip_text_colour = crate::config::theme::look().text_on(q.colour);
         p.fill_rect(from, 3, to - from, PANEL_HEIGHT - 7, q.colour);
         if q.disposable {
             // Disposables are outlined, so they read differently even at a glance.
@@ -354,13 +354,15 @@ impl crate::state::State {
     /// running or paused qubes without one (a netvm, a qube whose agent died), in name order.
     pub fn panel_model(&self) -> PanelModel {
         let mut qubes: Vec<PanelQube> = Vec::new();
-        let model = self.domain_manager.as_ref().map(|m| m.model());
-        let disposable = |name: &str| {
-            model
-                .as_ref()
-                .and_then(|m| m.get(name).ok())
-                .is_some_and(|q| q.class == corral_domains::Class::DispVM)
-        };
+        // Read per frame: the manager's states come from a cache refreshed twice a second,
+        // never a copy of its model.
+        let states = self
+            .domain_manager
+            .as_ref()
+            .map(|m| self.panel_manager_states(m))
+            .unwrap_or_default();
+        let dispvm = corral_domains::Class::DispVM.to_string();
+        let disposable = |name: &str| states.iter().any(|q| q.name == name && q.class == dispvm);
         for conn in self.qubes.conns.values() {
             let name = conn.identity.name.to_string();
             let attention = conn
@@ -379,8 +381,8 @@ impl crate::state::State {
                 attention,
             });
         }
-        if let Some(manager) = &self.domain_manager {
-            for info in self.panel_manager_states(manager) {
+        if self.domain_manager.is_some() {
+            for info in states.iter().cloned() {
                 let state = match info.state.as_str() {
                     "Paused" => QubeState::Paused,
                     "Running" => QubeState::Running,
@@ -395,7 +397,7 @@ impl crate::state::State {
                     Some(q) => q.state = state,
                     None => qubes.push(PanelQube {
                         disposable: info.class == corral_domains::Class::DispVM.to_string(),
-                        colour: crate::domains::colour_of(&info.color),
+                        colour: crate::domains::colour_of(&info.label, &info.color),
                         name: info.name,
                         state,
                         attention: false,

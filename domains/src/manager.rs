@@ -764,10 +764,15 @@ impl Manager {
         if let Some(net) = m.effective_netvm(&n)
             && self.state_of(&net) == PowerState::Halted
         {
-            self.start(net.as_str())?;
+            // Another client may be starting the same netvm right now: that is fine.
+            self.ensure_running(&net)?;
         }
         self.stopping.lock().unwrap().remove(name);
-        self.starting.lock().unwrap().insert(name.to_owned());
+        if !self.starting.lock().unwrap().insert(name.to_owned()) {
+            return Err(ManagerError::Backend(BackendError::AlreadyRunning(
+                name.into(),
+            )));
+        }
         let started = self.start_now(&n);
         self.starting.lock().unwrap().remove(name);
         started

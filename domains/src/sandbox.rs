@@ -93,6 +93,8 @@ struct Running {
     init_pid: i32,
     /// Host pid of the outer bwrap (in our extra user namespace when unprivileged).
     outer_pid: i32,
+    /// Host pid of the qube's idle process (`sleep infinity`): while it lives, the sandbox does.
+    idle_pid: i32,
     cgroup: Option<PathBuf>,
     dir: PathBuf,
     paused: Mutex<bool>,
@@ -109,6 +111,40 @@ impl Running {
             .wait_timeout_while(g, timeout, |e| e.is_none())
             .unwrap();
         g.is_some()
+    }
+
+    /// Asks the qube's processes to stop and waits at most `timeout` for them. With a cgroup,
+    /// SIGTERM goes to every process but the sandbox's own (bwrap and its pid 1), so they get
+    /// their time: signalling pid 1 would end the pid namespace and kill them all at once.
+    /// Returns whether they all went.
+    fn terminate(&self, timeout: Duration) -> bool {
+        let Some(cg) = &self.cgroup else {
+            // Without a cgroup we cannot find them all; pid 1 forwards the end to everyone.
+            // SAFETY: kill(2) on the sandbox's pid 1; no memory is involved.
+            unsafe { libc::kill(self.init_pid, libc::SIGTERM) };
+            return self.wait_exit(timeout);
+        };
+        let sandbox = [self.init_pid, self.outer_pid, self.idle_pid];
+        let qube_pids = || -> Vec<i32> {
+            cgroup_pids(cg)
+                .into_iter()
+                .filter(|p| !sandbox.contains(p))
+                .collect()
+        };
+        for pid in qube_pids() {
+            // SAFETY: kill(2) with a pid read from our own cgroup; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if qube_pids().is_empty() || self.wait_exit(Duration::ZERO) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn signal_all(&self, sig: i32) {
@@ -533,7 +569,7 @@ impl Backend for SandboxBackend {
         let outer = child.id() as i32;
         // Ready when bwrap's pid 1 has started the idle process.
         let t0 = Instant::now();
-        let init_pid = loop {
+        let (init_pid, idle_pid) = loop {
             if let Ok(Some(st)) = child.try_wait() {
                 let msg = fs::read_to_string(&log).unwrap_or_default();
                 if let Some(cg) = &cgroup {
@@ -550,7 +586,7 @@ impl Backend for SandboxBackend {
                 && fs::read_to_string(format!("/proc/{idle}/comm"))
                     .is_ok_and(|c| c.trim() == "sleep")
             {
-                break p1;
+                break (p1, idle);
             }
             if t0.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
@@ -563,6 +599,7 @@ impl Backend for SandboxBackend {
         let r = Arc::new(Running {
             init_pid,
             outer_pid: outer,
+            idle_pid,
             cgroup: cgroup.clone(),
             dir: dir.clone(),
             paused: Mutex::new(false),
@@ -612,10 +649,12 @@ impl Backend for SandboxBackend {
         if *r.paused.lock().unwrap() {
             self.unpause(name)?;
         }
-        r.signal_all(libc::SIGTERM);
-        if r.wait_exit(timeout) {
+        let stopped = r.terminate(timeout);
+        if stopped && r.wait_exit(Duration::ZERO) {
             return Ok(());
         }
+        // Every qube process is gone (only the sandbox's own are left), or the timeout passed:
+        // kill what is left.
         r.signal_all(libc::SIGKILL);
         self.finish(name, &r, Duration::from_secs(10))
     }

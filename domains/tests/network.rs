@@ -370,15 +370,31 @@ impl Daemon {
         } else {
             format!("TCP4:{host}:{port}")
         };
-        self.run(
+        let o = self.ctl(&[
+            "run",
+            "-p",
             qube,
-            &format!("echo hello | timeout 3 socat -t 1 - {target},connect-timeout=1.5"),
-        )
+            &format!(
+                "command -v socat >/dev/null || exit 97; echo probe-ran; \
+                 echo hello | timeout 3 socat -t 1 - {target},connect-timeout=1.5; \
+                 echo socat-exit=$?"
+            ),
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        // "Not reached" must mean the connection failed, never that the probe did not run
+        // (qube not started, corralctl failing, socat missing).
+        assert!(
+            o.status.success() && out.contains("probe-ran") && out.contains("socat-exit="),
+            "the probe from {qube} to {host}:{port} did not run ({}): {out}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
     }
 
     fn reaches(&self, qube: &str, host: &str, port: u16) -> bool {
         let out = self.talk(qube, host, port);
-        out.contains("hello")
+        out.lines().any(|l| l == "hello")
     }
 
     fn qid(&self, qube: &str) -> String {

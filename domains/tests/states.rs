@@ -25,8 +25,21 @@ fn a_qube_that_ignores_the_shutdown_is_halting_until_it_is_killed() {
     d.ok(&["start", "work"]);
     assert_eq!(state(&d, "work"), "Running");
     // A process that ignores SIGTERM keeps the qube up until the timeout.
-    d.ok(&["run", "work", "trap '' TERM; sleep 60"]);
-    std::thread::sleep(Duration::from_millis(200));
+    d.ok(&["run", "work", "trap '' TERM; touch ~/ready; sleep 60"]);
+    let qid = d.ok(&["prefs", "work", "qid"]);
+    let ready = d
+        .data()
+        .join("volumes")
+        .join(qid.trim())
+        .join("private/ready");
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the stubborn process never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     d.ok(&["shutdown", "work", "--timeout", "2"]);
     assert_eq!(state(&d, "work"), "Halting");
     let t0 = Instant::now();
@@ -38,6 +51,11 @@ fn a_qube_that_ignores_the_shutdown_is_halting_until_it_is_killed() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "halted after {:?}: the stubborn process was not given its timeout",
+        t0.elapsed()
+    );
     d.ok(&["start", "work"]);
     assert_eq!(state(&d, "work"), "Running", "a new start clears Halting");
 }

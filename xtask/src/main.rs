@@ -451,11 +451,10 @@ impl Session {
     }
 
     fn windows(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        Ok(self
-            .ipc(serde_json::json!({"command": "windows"}))?
+        self.ipc(serde_json::json!({"command": "windows"}))?
             .as_array()
             .cloned()
-            .unwrap_or_default())
+            .context("the windows reply is not a list")
     }
 
     /// Waits until no window with this title prefix is left (the previous run's client is gone).

@@ -57,7 +57,13 @@ impl State {
             None
         } else {
             // Checked when the file was parsed; a font that went away since keeps the bundled.
-            crate::render::text::load_font_file(std::path::Path::new(&c.decorations.font)).ok()
+            match crate::render::text::load_font_file(std::path::Path::new(&c.decorations.font)) {
+                Ok(font) => Some(font),
+                Err(e) => {
+                    tracing::warn!("decorations.font: {e}; drawing with the bundled font");
+                    None
+                }
+            }
         };
         crate::render::text::set_font(font);
 

@@ -28,8 +28,9 @@ pub struct Delayed {
     keys: std::collections::hash_map::RandomState,
 }
 
-/// Most input messages held back at once; past this, new ones wait without extra delay, so a
-/// key-repeat storm cannot grow the queue without end (decision 7).
+/// Most input messages held back at once; when it is full, everything held is sent at once
+/// (in order) and the new message goes without delay, so an input storm cannot grow the queue
+/// without end (decision 7).
 const MAX_DELAYED: usize = 4096;
 
 impl Delayed {
@@ -74,8 +75,17 @@ impl State {
             self.send_to(conn, &msg);
             return;
         }
+        if delayed.queue.len() >= MAX_DELAYED {
+            let held: Vec<_> = delayed.queue.drain(..).collect();
+            delayed.last = None;
+            for (_, held_conn, held_msg) in held {
+                self.send_to(held_conn, &held_msg);
+            }
+            self.send_to(conn, &msg);
+            return;
+        }
         let now = Instant::now();
-        let extra = if jittered && delayed.queue.len() < MAX_DELAYED {
+        let extra = if jittered {
             delayed.random_delay(max)
         } else {
             Duration::ZERO

@@ -140,12 +140,14 @@ impl State {
             Some(p) if p.exists() => Source::File(p.clone()),
             _ => self.settings.source.clone(),
         };
+        // Stamped before reading: an edit made while loading is seen by the next poll.
+        let stamps = self.settings.current_stamps();
         match super::load(&source) {
             Ok(loaded) => {
                 tracing::info!("config reloaded from {}", source.describe());
                 self.settings.source = source;
                 self.settings.last_error = None;
-                self.settings.stamps = self.settings.current_stamps();
+                self.settings.stamps = stamps;
                 self.apply_loaded(loaded, false);
                 Ok(())
             }

@@ -343,7 +343,7 @@ pub const KEYS: &[Key] = &[
         "security.fullscreen_allowed",
         "string list",
         "[]",
-        "Qubes whose fullscreen requests are honoured; others get maximise. Either way the frame is kept (decision 4).",
+        "Qubes whose fullscreen requests are meant to be honoured. Not yet different from the others: every fullscreen request is drawn maximised with the frame kept (decision 4); the request is only logged as allowed.",
     ),
     k(
         "security.input_jitter_ms",

@@ -104,10 +104,12 @@ impl State {
                     Ok(request @ (Request::Apps { .. } | Request::Launch { .. }))
                         if state.domain_manager.is_some() =>
                     {
-                        if let (Some(manager), Ok(stream)) =
-                            (state.domain_manager.clone(), (**stream).try_clone())
-                        {
-                            crate::domains::answer_in_background(manager, request, stream);
+                        match (state.domain_manager.clone(), (**stream).try_clone()) {
+                            (Some(manager), Ok(copy)) => {
+                                crate::domains::answer_in_background(manager, request, copy);
+                            }
+                            (_, Err(e)) => reply(stream, &error_reply(format!("IPC: {e}"))),
+                            (None, _) => {}
                         }
                         return Ok(PostAction::Remove);
                     }

@@ -149,8 +149,13 @@ impl Chain {
             // uplink qube's eth0 is its uplink, not a client link.
             None => {
                 let is_uplink = self.cfg.uplink.as_ref().is_some_and(|u| &u.qube == n);
-                if !is_uplink && let Some(pid) = pid_of(n) {
-                    let _ = link::run_in(&Netns::of_pid(pid).path, &["ip", "link", "del", "eth0"]);
+                if !is_uplink
+                    && let Some(pid) = pid_of(n)
+                    && let Err(e) =
+                        link::run_in(&Netns::of_pid(pid).path, &["ip", "link", "del", "eth0"])
+                    && !e.contains("Cannot find device")
+                {
+                    errs.push(format!("{n}: removing its link: {e}"));
                 }
             }
         }
@@ -402,8 +407,20 @@ impl Chain {
             _ => link::nft_apply(&ns, &self.cfg.nft, &text),
         };
         if let Err(e) = applied {
+            // Fail closed: every client link down. If even that fails, say so: the clients
+            // may still be routed by the previous ruleset.
+            let mut down_errors = Vec::new();
             for c in &spec.clients {
-                let _ = link::set_link(&ns, &c.ifname, false);
+                if let Err(down) = link::set_link(&ns, &c.ifname, false) {
+                    down_errors.push(down);
+                }
+            }
+            if !down_errors.is_empty() {
+                return Err(format!(
+                    "the ruleset could not be applied ({e}) and taking its clients' links down \
+                     failed too, so they may still be routed by the previous ruleset: {}",
+                    down_errors.join("; ")
+                ));
             }
             let mut cut = self.cut.lock().unwrap();
             for c in &names {

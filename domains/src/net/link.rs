@@ -55,16 +55,23 @@ fn run_in_with_input(ns: &Path, argv: &[&str], input: Option<&str>) -> Result<()
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+    let mut write_error = None;
     if let Some(text) = input {
         // nft reads all of its input before it answers, so writing first cannot deadlock.
         let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("{}: writing input: {e}", argv.join(" ")))?;
+        write_error = stdin.write_all(text.as_bytes()).err();
     }
+    // Waited for even when writing failed: no zombie, and its stderr says why it stopped reading.
     let out = child
         .wait_with_output()
         .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+    if let Some(e) = write_error {
+        return Err(format!(
+            "{}: writing input: {e}: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
     if out.status.success() {
         Ok(())
     } else {
