@@ -59,3 +59,28 @@ fn a_qube_that_ignores_the_shutdown_is_halting_until_it_is_killed() {
     d.ok(&["start", "work"]);
     assert_eq!(state(&d, "work"), "Running", "a new start clears Halting");
 }
+
+#[test]
+fn two_commands_starting_the_same_halted_qube_at_once_both_run() {
+    let d = Daemon::start("states-race").with_work();
+    for round in 0..3 {
+        let outputs: Vec<_> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..2)
+                .map(|i| {
+                    let d = &d;
+                    s.spawn(move || d.ctl(&["run", "-p", "work", &format!("echo ran-{i}")]))
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for (i, o) in outputs.iter().enumerate() {
+            assert!(
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains(&format!("ran-{i}")),
+                "round {round}, command {i}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        d.ok(&["shutdown", "work", "--wait"]);
+    }
+}
