@@ -24,6 +24,9 @@ const TEXT_PX: f32 = 13.0;
 const CLOCK_WIDTH: i32 = 64;
 /// Width kept for the clipboard state, left of the clock.
 const CLIPBOARD_WIDTH: i32 = 240;
+/// Width of the "Qubes" button at the left (shown with the domain manager): its menu starts a
+/// halted qube.
+const QUBES_BUTTON_WIDTH: i32 = 64;
 
 /// A qube's power state as the panel shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,8 @@ pub struct PanelModel {
     pub clipboard: Option<PanelClipboard>,
     /// `HH:MM`.
     pub clock: String,
+    /// The "Qubes" button is shown (only with the domain manager, which can start qubes).
+    pub qubes_button: bool,
 }
 
 /// Where a click on the panel landed.
@@ -80,6 +85,8 @@ pub struct PanelModel {
 pub enum PanelHit {
     /// The chip of this qube.
     Qube(String),
+    /// The "Qubes" button (its menu starts halted qubes).
+    QubesButton,
     Clipboard,
     Clock,
 }
@@ -89,7 +96,7 @@ impl PanelModel {
     /// are left out (the last one shown says how many more there are).
     pub fn chips(&self, width: i32) -> Vec<(usize, i32, i32)> {
         let limit = width - CLOCK_WIDTH - CLIPBOARD_WIDTH - CHIP_GAP;
-        let mut x = CHIP_GAP;
+        let mut x = self.chips_start();
         let mut out = Vec::new();
         for (i, q) in self.qubes.iter().enumerate() {
             let w = chip_width(q);
@@ -102,12 +109,24 @@ impl PanelModel {
         out
     }
 
+    /// Where the first chip starts: right of the "Qubes" button when there is one.
+    fn chips_start(&self) -> i32 {
+        if self.qubes_button {
+            CHIP_GAP + QUBES_BUTTON_WIDTH + CHIP_GAP
+        } else {
+            CHIP_GAP
+        }
+    }
+
     pub fn hit(&self, width: i32, x: i32) -> Option<PanelHit> {
         if x >= width - CLOCK_WIDTH {
             return Some(PanelHit::Clock);
         }
         if x >= width - CLOCK_WIDTH - CLIPBOARD_WIDTH {
             return self.clipboard.as_ref().map(|_| PanelHit::Clipboard);
+        }
+        if self.qubes_button && (CHIP_GAP..CHIP_GAP + QUBES_BUTTON_WIDTH).contains(&x) {
+            return Some(PanelHit::QubesButton);
         }
         self.chips(width)
             .into_iter()
@@ -151,6 +170,8 @@ pub enum MenuAction {
     /// Shut the qube down (its processes are killed after the manager's timeout).
     Shutdown,
     Kill,
+    /// Start a halted qube (an entry of the "Qubes" button's menu).
+    Start,
 }
 
 impl MenuAction {
@@ -161,16 +182,36 @@ impl MenuAction {
             MenuAction::Unpause => "Unpause",
             MenuAction::Shutdown => "Shut down",
             MenuAction::Kill => "Kill",
+            MenuAction::Start => "Start",
         }
     }
 }
 
-/// The menu a click on a qube's chip opens, under the chip.
+/// One row of a panel menu: what it does to which qube, and the qube's colour down its side.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QubeMenu {
+pub struct MenuRow {
+    pub action: MenuAction,
     pub qube: String,
     pub colour: Rgb,
-    pub entries: Vec<MenuAction>,
+}
+
+impl MenuRow {
+    fn text(&self) -> String {
+        match self.action {
+            // The start menu lists several qubes: each row names its own.
+            MenuAction::Start => format!("Start {}", self.qube),
+            action => action.text().to_owned(),
+        }
+    }
+}
+
+/// A menu under the panel: a qube chip's (its actions), or the "Qubes" button's (start a halted
+/// qube).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QubeMenu {
+    /// Whose chip opened it; empty for the "Qubes" button's menu.
+    pub qube: String,
+    pub rows: Vec<MenuRow>,
     /// Where it is drawn (global).
     pub rect: crate::layout::Rect,
 }
@@ -190,23 +231,51 @@ impl QubeMenu {
             }
             entries.extend([MenuAction::Shutdown, MenuAction::Kill]);
         }
-        let h = MENU_ROW * entries.len() as i32 + 2;
+        let rows = entries
+            .into_iter()
+            .map(|action| MenuRow {
+                action,
+                qube: qube.name.clone(),
+                colour: qube.colour,
+            })
+            .collect();
+        QubeMenu::placed(qube.name.clone(), rows, x, output)
+    }
+
+    /// The "Qubes" button's menu: a Start row per halted qube (name, colour), as many as fit on
+    /// the output under the panel.
+    pub fn start_menu(halted: Vec<(String, Rgb)>, x: i32, output: crate::layout::Rect) -> QubeMenu {
+        let fit = usize::try_from((output.h - PANEL_HEIGHT - 2) / MENU_ROW).unwrap_or(0);
+        let rows = halted
+            .into_iter()
+            .take(fit)
+            .map(|(qube, colour)| MenuRow {
+                action: MenuAction::Start,
+                qube,
+                colour,
+            })
+            .collect();
+        QubeMenu::placed(String::new(), rows, x, output)
+    }
+
+    fn placed(qube: String, rows: Vec<MenuRow>, x: i32, output: crate::layout::Rect) -> QubeMenu {
+        // An empty menu still shows one (inert) row saying so.
+        let h = MENU_ROW * (rows.len().max(1)) as i32 + 2;
         let x = x.clamp(output.x, (output.right() - MENU_WIDTH).max(output.x));
         QubeMenu {
-            qube: qube.name.clone(),
-            colour: qube.colour,
-            entries,
+            qube,
+            rows,
             rect: crate::layout::Rect::new(x, output.y + PANEL_HEIGHT, MENU_WIDTH, h),
         }
     }
 
-    /// The entry at global (`x`, `y`), if any.
-    pub fn hit(&self, x: f64, y: f64) -> Option<MenuAction> {
+    /// The row at global (`x`, `y`), if any.
+    pub fn hit(&self, x: f64, y: f64) -> Option<&MenuRow> {
         if !self.rect.contains_f(x, y) {
             return None;
         }
         let row = ((y as i32) - self.rect.y - 1) / MENU_ROW;
-        self.entries.get(usize::try_from(row).ok()?).copied()
+        self.rows.get(usize::try_from(row).ok()?)
     }
 
     pub fn draw(&self) -> Pixels {
@@ -217,15 +286,25 @@ impl QubeMenu {
         p.fill_rect(0, h - 1, w, 1, edge);
         p.fill_rect(0, 0, 1, h, edge);
         p.fill_rect(w - 1, 0, 1, h, edge);
-        // The qube's colour down the side: whose menu this is.
-        p.fill_rect(1, 1, 4, h - 2, self.colour);
-        for (i, entry) in self.entries.iter().enumerate() {
+        if self.rows.is_empty() {
+            p.draw_text(
+                "No halted qubes",
+                14,
+                7,
+                TEXT_PX + 1.0,
+                w - 20,
+                Rgb::from_hex(0x9a9996),
+            );
+        }
+        for (i, row) in self.rows.iter().enumerate() {
             let y = 1 + i as i32 * MENU_ROW;
             if i > 0 {
                 p.fill_rect(5, y, w - 6, 1, Rgb::from_hex(0x3a3a3a));
             }
+            // The qube's colour down the side: which qube the row acts on.
+            p.fill_rect(1, y, 4, MENU_ROW, row.colour);
             p.draw_text(
-                entry.text(),
+                &row.text(),
                 14,
                 y + 6,
                 TEXT_PX + 1.0,
@@ -253,6 +332,15 @@ pub fn draw(model: &PanelModel, width: i32) -> Pixels {
     let dim = Rgb::from_hex(0x9a9996);
     let mut p = Pixels::filled(width, PANEL_HEIGHT, background);
     p.fill_rect(0, PANEL_HEIGHT - 1, width, 1, Rgb::from_hex(0x555753));
+    if model.qubes_button {
+        let edge = Rgb::from_hex(0x555753);
+        let (x, w) = (CHIP_GAP, QUBES_BUTTON_WIDTH);
+        p.fill_rect(x, 3, w, 1, edge);
+        p.fill_rect(x, PANEL_HEIGHT - 5, w, 1, edge);
+        p.fill_rect(x, 3, 1, PANEL_HEIGHT - 7, edge);
+        p.fill_rect(x + w - 1, 3, 1, PANEL_HEIGHT - 7, edge);
+        p.draw_text("Qubes ▾", x + 8, 6, TEXT_PX, w - 12, text);
+    }
     for (i, from, to) in model.chips(width) {
         let q = &model.qubes[i];
         let chip_text_colour = crate::config::theme::look().text_on(q.colour);
@@ -282,7 +370,7 @@ pub fn draw(model: &PanelModel, width: i32) -> Pixels {
         let x = model
             .chips(width)
             .last()
-            .map_or(CHIP_GAP, |c| c.2 + CHIP_GAP);
+            .map_or(model.chips_start(), |c| c.2 + CHIP_GAP);
         p.draw_text(
             &format!("+{}", model.qubes.len() - shown),
             x,
@@ -423,6 +511,7 @@ impl crate::state::State {
             qubes,
             clipboard,
             clock: clock_now(),
+            qubes_button: self.domain_manager.is_some(),
         }
     }
 
@@ -453,8 +542,29 @@ impl crate::state::State {
         self.queue_redraw();
         let model = self.panel_model();
         let at = (x - f64::from(strip.x)) as i32;
-        let Some(PanelHit::Qube(name)) = model.hit(strip.w, at) else {
+        let Some(output) = self
+            .layout
+            .outputs()
+            .iter()
+            .find(|o| o.rect.x == strip.x && o.rect.y == strip.y)
+            .map(|o| o.rect)
+        else {
             return;
+        };
+        let name = match model.hit(strip.w, at) {
+            Some(PanelHit::Qube(name)) => name,
+            Some(PanelHit::QubesButton) => {
+                if previous.is_some_and(|m| m.qube.is_empty()) {
+                    return;
+                }
+                self.panel_menu = Some(QubeMenu::start_menu(
+                    self.halted_qubes(),
+                    strip.x + CHIP_GAP,
+                    output,
+                ));
+                return;
+            }
+            _ => return,
         };
         if previous.is_some_and(|m| m.qube == name) {
             return;
@@ -482,15 +592,6 @@ impl crate::state::State {
             _ => {}
         }
         *self.panel_states.borrow_mut() = None;
-        let Some(output) = self
-            .layout
-            .outputs()
-            .iter()
-            .find(|o| o.rect.x == strip.x && o.rect.y == strip.y)
-            .map(|o| o.rect)
-        else {
-            return;
-        };
         self.panel_menu = Some(QubeMenu::new(&qube, managed, strip.x + from, output));
     }
 
@@ -500,8 +601,7 @@ impl crate::state::State {
         let Some(menu) = self.panel_menu.as_ref() else {
             return false;
         };
-        let action = menu.hit(x, y);
-        let qube = menu.qube.clone();
+        let row = menu.hit(x, y).cloned();
         let inside = menu.rect.contains_f(x, y);
         if self.panel_at(x, y).is_some() {
             // The panel's own handling decides (another chip opens its menu).
@@ -509,14 +609,18 @@ impl crate::state::State {
         }
         self.panel_menu = None;
         self.queue_redraw();
-        match action {
-            Some(MenuAction::Applications) => {
+        match row {
+            Some(MenuRow {
+                action: MenuAction::Applications,
+                qube,
+                ..
+            }) => {
                 self.open_launcher();
                 for c in qube.chars().chain(std::iter::once(' ')) {
                     self.launcher.key(crate::launcher::LauncherKey::Text(c));
                 }
             }
-            Some(action) => self.qube_action(qube, action),
+            Some(row) => self.qube_action(row.qube, row.action),
             None => {}
         }
         inside
@@ -540,6 +644,7 @@ impl crate::state::State {
                     force: false,
                 },
                 MenuAction::Kill => corral_domains::api::Request::Kill { name: qube.clone() },
+                MenuAction::Start => corral_domains::api::Request::Start { name: qube.clone() },
                 MenuAction::Applications => return,
             };
             if let Err(e) = manager.handle(request, Vec::new()) {
@@ -550,6 +655,26 @@ impl crate::state::State {
                 });
             }
         });
+    }
+
+    /// Halted qubes the "Qubes" menu offers to start, in name order, with their colours: every
+    /// class but the GUI domain and disposables (a halted disposable is on its way out).
+    fn halted_qubes(&self) -> Vec<(String, Rgb)> {
+        let Some(manager) = self.domain_manager.as_ref() else {
+            return Vec::new();
+        };
+        let skip = [
+            corral_domains::Class::AdminVM.to_string(),
+            corral_domains::Class::DispVM.to_string(),
+        ];
+        let mut halted: Vec<(String, Rgb)> = manager
+            .list()
+            .into_iter()
+            .filter(|q| q.state == "Halted" && !skip.contains(&q.class))
+            .map(|q| (q.name, crate::domains::colour_of(&q.label, &q.color)))
+            .collect();
+        halted.sort_by(|a, b| a.0.cmp(&b.0));
+        halted
     }
 
     /// The panel strip of the output under (`x`, `y`), if that is where the point is.
@@ -600,6 +725,7 @@ mod tests {
                 bytes: 2048,
             }),
             clock: "12:34".into(),
+            qubes_button: false,
         }
     }
 
@@ -647,6 +773,50 @@ mod tests {
             Some(PanelHit::Clipboard)
         );
         assert_eq!(m.hit(1600, chips[2].2 + 100), None);
+    }
+
+    #[test]
+    fn the_qubes_button_comes_first_and_its_menu_starts_halted_qubes() {
+        let mut m = model();
+        let without = m.chips(1600)[0].1;
+        m.qubes_button = true;
+        let chips = m.chips(1600);
+        assert!(
+            chips[0].1 >= without + QUBES_BUTTON_WIDTH,
+            "chips moved right"
+        );
+        assert_eq!(m.hit(1600, CHIP_GAP + 5), Some(PanelHit::QubesButton));
+        assert_eq!(
+            m.hit(1600, chips[0].1 + 2),
+            Some(PanelHit::Qube("work".into()))
+        );
+        let output = crate::layout::Rect::new(0, 0, 1600, 900);
+        let halted = vec![
+            ("mail".to_owned(), Rgb::from_hex(0x73d216)),
+            ("vault".to_owned(), Rgb::from_hex(0x555753)),
+        ];
+        let menu = QubeMenu::start_menu(halted, CHIP_GAP, output);
+        let row = |i: i32| f64::from(PANEL_HEIGHT + 1 + i * MENU_ROW + 14);
+        let second = menu.hit(20.0, row(1)).unwrap();
+        assert_eq!(
+            (second.action, second.qube.as_str()),
+            (MenuAction::Start, "vault")
+        );
+        assert_eq!(second.text(), "Start vault");
+        assert!(menu.hit(20.0, row(2)).is_none(), "below the last row");
+        // Each row carries its own qube's colour down its side.
+        let p = menu.draw();
+        assert_eq!(pixel(&p, 2, 1 + 14), Rgb::from_hex(0x73d216));
+        assert_eq!(pixel(&p, 2, 1 + MENU_ROW + 14), Rgb::from_hex(0x555753));
+        // A short output lists only the rows that fit; none halted shows an inert menu.
+        let short = crate::layout::Rect::new(0, 0, 800, PANEL_HEIGHT + 2 + MENU_ROW);
+        let many = (0..10)
+            .map(|i| (format!("q{i}"), Rgb::from_hex(0x73d216)))
+            .collect();
+        assert_eq!(QubeMenu::start_menu(many, 0, short).rows.len(), 1);
+        let empty = QubeMenu::start_menu(Vec::new(), 0, output);
+        assert!(empty.hit(20.0, row(0)).is_none());
+        assert_eq!(empty.rect.h, MENU_ROW + 2);
     }
 
     #[test]

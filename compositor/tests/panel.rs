@@ -191,4 +191,18 @@ fn a_qubes_chip_menu_pauses_unpauses_and_shuts_it_down() {
             .all(|(a, b)| b - a < 30)
             .then_some(())
     });
+    // The "Qubes" button at the panel's left lists the halted qubes in name order (the
+    // template `host`, then `work`), each row with its qube's colour down its side; a click on
+    // work's row starts it.
+    corral.pointer(20.0, 10.0, true);
+    let row_y = |row: i32| PANEL_HEIGHT + 1 + row * 28 + 14;
+    let menu = corral.wait_for("the Qubes menu", || {
+        let image = corral.screenshot("panel-start-menu");
+        (image.rgb(8, row_y(1)) == 0x3465a4 && image.rgb(8, row_y(0)) != 0x3465a4).then_some(image)
+    });
+    assert_eq!(menu.rgb(8, row_y(0)), 0x000000, "host's black row first");
+    corral.pointer(60.0, f64::from(row_y(1)), true);
+    corral.wait_for("work to start from the panel", || {
+        (state_of(&corral, "work") == "Running").then_some(())
+    });
 }
