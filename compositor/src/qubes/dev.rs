@@ -73,6 +73,38 @@ impl std::str::FromStr for DevListenSpec {
 /// Binds `spec.path` (mode 0600; a stale socket is replaced, a live one is refused) and makes
 /// every connection on it a channel of `spec.identity`, one at a time: a second connection while
 /// one is live is closed at once, so the qube cannot open parallel channels.
+///
+/// The socket is bound inside a fresh 0700 directory beside `path`, made 0600 there and only
+/// then renamed into place: at no moment can another user connect to it (binding at `path` and
+/// chmod-ing afterwards would leave a window with the umask's permissions).
+fn bind_private(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use anyhow::Context;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let staging = parent.join(format!(".corral-bind-{}", std::process::id()));
+    // A leftover from a crashed run of a process with our pid: ours to remove.
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .with_context(|| format!("creating {}", staging.display()))?;
+    let bound = (|| {
+        let inner = staging.join("socket");
+        let listener = std::os::unix::net::UnixListener::bind(&inner)
+            .with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private", path.display()))?;
+        std::fs::rename(&inner, path)
+            .with_context(|| format!("moving the socket to {}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
+}
+
 pub fn listen_dev_qube(
     handle: &smithay::reexports::calloop::LoopHandle<'static, crate::state::State>,
     spec: &DevListenSpec,
@@ -80,7 +112,6 @@ pub fn listen_dev_qube(
     use anyhow::Context;
     use smithay::reexports::calloop::generic::Generic;
     use smithay::reexports::calloop::{Interest, Mode, PostAction};
-    use std::os::unix::fs::PermissionsExt;
     let path = &spec.path;
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
@@ -89,10 +120,7 @@ pub fn listen_dev_qube(
         std::fs::remove_file(path)
             .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("making {} private", path.display()))?;
+    let listener = bind_private(path)?;
     listener.set_nonblocking(true)?;
     let identity = spec.identity.clone();
     handle
@@ -305,6 +333,29 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_sockets_are_private_from_the_start_and_leave_no_staging_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("corral-dev-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("work.sock");
+        let listener = bind_private(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        UnixStream::connect(&path).unwrap();
+        assert!(
+            listener.accept().is_ok(),
+            "the renamed socket is the bound one"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("work.sock")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn dev_qube_specs_are_validated() {
