@@ -260,6 +260,8 @@ fn tick(state: &mut State) {
     let now = Instant::now();
     if state.notifications.expire(now) {
         state.queue_redraw();
+        // Expired qube notifications: their agents are told (notification_closed).
+        state.send_notification_closes();
     }
     if state.attention_pending() && state.pulse_on() != state.drawn_pulse {
         // The pulse changed phase.

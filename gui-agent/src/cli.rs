@@ -50,6 +50,12 @@ pub struct Args {
     #[arg(long = "exec", value_name = "COMMAND")]
     pub exec: Vec<String>,
 
+    /// Do not serve org.freedesktop.Notifications. By default the agent serves it on the qube's
+    /// session bus (starting `dbus-daemon` at $XDG_RUNTIME_DIR/bus if there is none) once the
+    /// GUI domain agreed to show the qube's notifications, and forwards each one.
+    #[arg(long)]
+    pub no_notifications: bool,
+
     /// Print the Corral GUI protocol version this agent speaks and exit.
     #[arg(long)]
     pub protocol_version: bool,

@@ -384,6 +384,8 @@ pub fn run(control: Channel<Control>) -> anyhow::Result<()> {
         xwayland: false,
         clipboard_max_bytes: corral_protocol::limits::MAX_CLIPBOARD_BYTES,
         exec: Vec::new(),
+        // In-process tests: no D-Bus service thread or bus daemon.
+        no_notifications: true,
         protocol_version: false,
     };
     let mut state = AgentState::new_with(

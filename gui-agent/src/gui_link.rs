@@ -139,6 +139,18 @@ impl GuiLink {
         }
     }
 
+    /// The capabilities both sides agreed on, on a live connection after `Welcome`; empty
+    /// otherwise.
+    pub fn negotiated_capabilities(&self) -> Capabilities {
+        if !self.is_ready() {
+            return Capabilities::empty();
+        }
+        self.conn
+            .as_ref()
+            .and_then(|c| c.negotiated())
+            .map_or(Capabilities::empty(), |(_, caps)| caps)
+    }
+
     /// The handshake is done: windows may be announced and pixels sent.
     pub fn is_ready(&self) -> bool {
         self.conn.is_some() && self.pixel_path.is_some() && self.broken.is_none()
@@ -391,6 +403,7 @@ impl AgentState {
                 self.link.pixel_path = Some(path);
                 self.link.backoff = RECONNECT_FIRST;
                 self.resync_all_windows();
+                self.start_notifications(negotiated);
             }
             GuiMessage::Goodbye { .. } => {}
             GuiMessage::OutputsChanged { outputs } => {
@@ -411,6 +424,7 @@ impl AgentState {
             GuiMessage::Launch { request } => self.launch(request),
             GuiMessage::ClipboardRequest { serial } => self.clipboard_request(serial),
             GuiMessage::ClipboardPaste { payload } => self.clipboard_paste(payload),
+            GuiMessage::NotificationClosed { id, reason } => self.notification_closed(id, reason),
             input => self.handle_gui_input(input),
         }
     }

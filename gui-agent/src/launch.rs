@@ -219,12 +219,17 @@ pub fn parse_exec(exec: &str) -> Option<Vec<String>> {
 
 impl AgentState {
     /// The environment apps get: the agent's Wayland display, and X11 only via Xwayland.
+    /// With the notification service running, also the session bus it serves on.
     fn app_environment(&self) -> Vec<(String, Option<String>)> {
-        vec![
+        let mut env = vec![
             ("WAYLAND_DISPLAY".into(), Some(self.socket_name.clone())),
             ("DISPLAY".into(), self.x_display.map(|n| format!(":{n}"))),
             ("XDG_SESSION_TYPE".into(), Some("wayland".into())),
-        ]
+        ];
+        if let Some(address) = self.session_bus_address() {
+            env.push(("DBUS_SESSION_BUS_ADDRESS".into(), Some(address)));
+        }
+        env
     }
 
     /// Starts `argv` as an app of this qube.
@@ -236,6 +241,7 @@ impl AgentState {
         let Some((program, args)) = argv.split_first() else {
             return;
         };
+        self.poll_notification_address();
         let mut command = Command::new(program);
         command.args(args).stdin(Stdio::null());
         for (key, value) in self.app_environment() {

@@ -13,6 +13,7 @@ mod gui_link;
 mod handlers;
 mod input;
 pub mod launch;
+mod notifications;
 mod outputs;
 mod render;
 pub mod state;

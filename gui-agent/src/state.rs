@@ -108,6 +108,12 @@ pub struct AgentState {
     pub xwayland_client: Option<smithay::reexports::wayland_server::Client>,
     /// `--xwayland` was given: launches wait until Xwayland is ready.
     pub xwayland_wanted: bool,
+    /// Serve org.freedesktop.Notifications (not `--no-notifications`).
+    pub notifications_wanted: bool,
+    /// The notification service, once started.
+    pub notifications: Option<crate::notifications::NotificationService>,
+    /// Where the service's bus address arrives once it is connected.
+    pub notification_address: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl std::fmt::Debug for AgentState {
@@ -256,6 +262,9 @@ impl AgentState {
             x_display: None,
             xwayland_client: None,
             xwayland_wanted: false,
+            notifications_wanted: !args.no_notifications,
+            notifications: None,
+            notification_address: None,
         })
     }
 

@@ -77,6 +77,8 @@ message_table! { AGENT_TYPES, agent_type_name,
     CLIPBOARD_EMPTY = 0x0017, "clipboard_empty", BodyLimit::Exact(4);
     APP_LIST = 0x0018, "app_list", BodyLimit::AtMost(4 + MAX_APP_ENTRIES * APP_ENTRY_MAX_BYTES);
     PONG = 0x0019, "pong", BodyLimit::Exact(4);
+    NOTIFY = 0x001A, "notify", BodyLimit::AtMost(13 + MAX_NOTIFICATION_SUMMARY_BYTES + MAX_NOTIFICATION_BODY_BYTES);
+    CLOSE_NOTIFICATION = 0x001B, "close_notification", BodyLimit::Exact(4);
 }
 
 message_table! { GUI_TYPES, gui_type_name,
@@ -102,6 +104,7 @@ message_table! { GUI_TYPES, gui_type_name,
     LIST_APPS = 0x8014, "list_apps", BodyLimit::Exact(0);
     PING = 0x8015, "ping", BodyLimit::Exact(4);
     POOL_RELEASED = 0x8016, "pool_released", BodyLimit::Exact(4);
+    NOTIFICATION_CLOSED = 0x8017, "notification_closed", BodyLimit::Exact(8);
 }
 
 /// The body limit of `msg_type` in `direction`, or `None` if the type is unknown there.
@@ -351,6 +354,8 @@ pub fn agent_type(msg: &AgentMessage) -> u32 {
         M::ClipboardEmpty { .. } => CLIPBOARD_EMPTY,
         M::AppList { .. } => APP_LIST,
         M::Pong { .. } => PONG,
+        M::Notify { .. } => NOTIFY,
+        M::CloseNotification { .. } => CLOSE_NOTIFICATION,
     }
 }
 
@@ -502,6 +507,18 @@ pub fn encode_agent(msg: &AgentMessage, out: &mut Vec<u8>) {
                     put_text(w, &app.icon);
                 }
             }
+            M::Notify {
+                id,
+                urgency,
+                summary,
+                body,
+            } => {
+                w.u32(id.get());
+                w.u8(urgency.to_wire());
+                put_text(w, summary);
+                put_text(w, body);
+            }
+            M::CloseNotification { id } => w.u32(id.get()),
         },
         out,
     );
@@ -756,6 +773,21 @@ pub fn decode_agent(msg_type: u32, untrusted_body: &[u8]) -> Result<AgentMessage
         PONG => M::Pong {
             serial: Serial(r.u32()?),
         },
+        NOTIFY => {
+            let id = NotificationId::new(r.u32()?)?;
+            let urgency = Urgency::from_wire(r.u8()?)?;
+            let summary = get_text(r, "notification summary", MAX_NOTIFICATION_SUMMARY_BYTES)?;
+            let body = get_text(r, "notification body", MAX_NOTIFICATION_BODY_BYTES)?;
+            M::Notify {
+                id,
+                urgency,
+                summary,
+                body,
+            }
+        }
+        CLOSE_NOTIFICATION => M::CloseNotification {
+            id: NotificationId::new(r.u32()?)?,
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r_finish(r)?;
@@ -795,6 +827,7 @@ pub fn gui_type(msg: &GuiMessage) -> u32 {
         M::ListApps => LIST_APPS,
         M::Ping { .. } => PING,
         M::PoolReleased { .. } => POOL_RELEASED,
+        M::NotificationClosed { .. } => NOTIFICATION_CLOSED,
     }
 }
 
@@ -929,6 +962,10 @@ pub fn encode_gui(msg: &GuiMessage, out: &mut Vec<u8>) {
             },
             M::ListApps => {}
             M::PoolReleased { pool } => w.u32(pool.get()),
+            M::NotificationClosed { id, reason } => {
+                w.u32(id.get());
+                w.u32(reason.to_wire());
+            }
         },
         out,
     );
@@ -1083,6 +1120,10 @@ pub fn decode_gui(msg_type: u32, untrusted_body: &[u8]) -> Result<GuiMessage, De
             serial: Serial(r.u32()?),
         },
         POOL_RELEASED => M::PoolReleased { pool: get_pool(r)? },
+        NOTIFICATION_CLOSED => M::NotificationClosed {
+            id: NotificationId::new(r.u32()?)?,
+            reason: CloseReason::from_wire(r.u32()?)?,
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r_finish(r)?;

@@ -43,7 +43,7 @@ pub const FUZZ_MEMFD_BYTES: u64 = 4096;
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     /// For [`decode_agent`]: the capabilities the GUI side offers (bits 0..=4, in the order of
-    /// [`Capabilities`]).
+    /// [`Capabilities`]; bit 5 also offers NOTIFICATIONS, so runs with and without it occur).
     pub capabilities: Capabilities,
     /// Bits 5..=6: time between two messages, 0 / 100 µs / 1 ms / 1 s.
     pub step: Duration,
@@ -63,7 +63,12 @@ impl Config {
             _ => Duration::from_secs(1),
         };
         Config {
-            capabilities: Capabilities::from_bits_truncate(u32::from(byte & 0x1F)),
+            capabilities: Capabilities::from_bits_truncate(u32::from(byte & 0x1F))
+                | if byte & 0x20 != 0 {
+                    Capabilities::NOTIFICATIONS
+                } else {
+                    Capabilities::empty()
+                },
             step,
             auto_hello: byte & 0x80 != 0,
             pass_memfd: byte & 0x10 != 0,
@@ -487,6 +492,15 @@ pub fn sample_agent_messages() -> Vec<AgentMessage> {
             }],
         },
         AgentMessage::Pong { serial: Serial(6) },
+        AgentMessage::Notify {
+            id: NotificationId::new(1).expect("nonzero"),
+            urgency: Urgency::Critical,
+            summary: SanitizedText::sanitize("Build finished", 256),
+            body: SanitizedText::sanitize("All 42 tests passed.", 1024),
+        },
+        AgentMessage::CloseNotification {
+            id: NotificationId::new(1).expect("nonzero"),
+        },
         AgentMessage::DestroyWindow { window: w1 },
         AgentMessage::Goodbye {
             reason: SanitizedText::sanitize("agent stopping", 1024),
@@ -589,6 +603,10 @@ pub fn sample_gui_messages() -> Vec<GuiMessage> {
             pool: PoolId::new(1).expect("nonzero"),
         },
         GuiMessage::Close { window: w1 },
+        GuiMessage::NotificationClosed {
+            id: NotificationId::new(1).expect("nonzero"),
+            reason: CloseReason::Expired,
+        },
         GuiMessage::Goodbye {
             reason: SanitizedText::sanitize("session ends", 1024),
         },
@@ -600,10 +618,11 @@ pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let mut seeds = Vec::new();
     match target {
         "decode_agent" | "stream_agent" => {
+            // 0x3F: every capability offered, NOTIFICATIONS included (bit 5).
             let prefix: &[u8] = if target == "decode_agent" {
-                &[0x1F]
+                &[0x3F]
             } else {
-                &[0x1F, 0xFF]
+                &[0x3F, 0xFF]
             };
             let messages = sample_agent_messages();
             let mut all = prefix.to_vec();

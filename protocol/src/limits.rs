@@ -51,3 +51,7 @@ pub const MAX_PENDING_FDS: usize = 8;
 pub const MAX_COORDINATE: i32 = 2 * MAX_SURFACE_DIMENSION as i32;
 /// Largest total of all arguments of one launch command.
 pub const MAX_LAUNCH_TOTAL_BYTES: usize = 64 * 1024;
+/// Largest notification summary (its first line, shown as the headline), in bytes of UTF-8.
+pub const MAX_NOTIFICATION_SUMMARY_BYTES: usize = 256;
+/// Largest notification body, in bytes of UTF-8. Markup is not interpreted: it is text.
+pub const MAX_NOTIFICATION_BODY_BYTES: usize = 1_024;

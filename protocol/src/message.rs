@@ -6,9 +6,10 @@
 
 use crate::text::SanitizedText;
 use crate::types::{
-    AppEntry, Axis, BufferLayout, Capabilities, ClipboardPayload, CursorShape, FixedPoint,
-    InlinePixels, LaunchRequest, OptionalSize, OutputInfo, Point, PoolBacking, PoolId, Rect,
-    Serial, Size, StateRequest, Version, WindowId, WindowStates,
+    AppEntry, Axis, BufferLayout, Capabilities, ClipboardPayload, CloseReason, CursorShape,
+    FixedPoint, InlinePixels, LaunchRequest, NotificationId, OptionalSize, OutputInfo, Point,
+    PoolBacking, PoolId, Rect, Serial, Size, StateRequest, Urgency, Version, WindowId,
+    WindowStates,
 };
 
 /// A message from an agent (inside a qube) to the GUI domain. Everything here was decoded from
@@ -128,6 +129,19 @@ pub enum AgentMessage {
     Pong {
         serial: Serial,
     },
+    /// A desktop notification from an app of the qube (needs NOTIFICATIONS). A live `id`
+    /// replaces that notification. Both texts are display text: shown plain, after the qube's
+    /// trusted name, never as markup.
+    Notify {
+        id: NotificationId,
+        urgency: Urgency,
+        summary: SanitizedText,
+        body: SanitizedText,
+    },
+    /// An app withdrew its notification (needs NOTIFICATIONS).
+    CloseNotification {
+        id: NotificationId,
+    },
 }
 
 /// A message from the GUI domain to an agent.
@@ -233,6 +247,11 @@ pub enum GuiMessage {
     /// The GUI domain no longer uses the pool; the agent may free or reuse its memory.
     PoolReleased {
         pool: PoolId,
+    },
+    /// A notification of this qube is no longer shown (needs NOTIFICATIONS).
+    NotificationClosed {
+        id: NotificationId,
+        reason: CloseReason,
     },
 }
 

@@ -319,6 +319,11 @@ impl AgentSession {
             | M::ClipboardEmpty { .. }
             | M::AppList { .. }
             | M::Pong { .. } => {}
+            // What a qube may say in a notification is the GUI domain's policy (rate, count);
+            // the session only checks that both sides agreed to notifications at all.
+            M::Notify { .. } | M::CloseNotification { .. } => {
+                self.require(Capabilities::NOTIFICATIONS, "notifications")?
+            }
         }
         Ok(Applied::Accepted)
     }

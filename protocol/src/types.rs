@@ -84,6 +84,9 @@ bitflags! {
         const XEN_GRANTS = 1 << 3;
         /// PNG images on the clipboard.
         const CLIPBOARD_PNG = 1 << 4;
+        /// Desktop notifications from the qube (`notify`, `close_notification`,
+        /// `notification_closed`). Channel-independent: both reference sides always offer it.
+        const NOTIFICATIONS = 1 << 5;
     }
 }
 
@@ -132,6 +135,12 @@ nonzero_id!(
     /// A shared-memory pool, numbered by the agent, unique within one connection.
     PoolId,
     "pool id"
+);
+nonzero_id!(
+    /// A desktop notification, numbered by the agent (the freedesktop notification id),
+    /// unique among the connection's live notifications.
+    NotificationId,
+    "notification id"
 );
 nonzero_id!(
     /// An output (monitor) of the GUI domain.
@@ -749,4 +758,59 @@ pub enum LaunchRequest {
     App(String),
     /// An explicit command line (from the admin CLI). Arguments are UTF-8 without NUL bytes.
     Command(Vec<String>),
+}
+
+/// How urgent a notification is (the freedesktop `urgency` hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Urgency {
+    Low,
+    #[default]
+    Normal,
+    Critical,
+}
+
+impl Urgency {
+    pub const ALL: [Urgency; 3] = [Urgency::Low, Urgency::Normal, Urgency::Critical];
+    pub fn to_wire(self) -> u8 {
+        self as u8
+    }
+    pub fn from_wire(raw: u8) -> Result<Self, DecodeError> {
+        Self::ALL
+            .get(raw as usize)
+            .copied()
+            .ok_or_else(|| DecodeError::invalid("urgency", format!("unknown urgency {raw}")))
+    }
+}
+
+/// Why the GUI domain no longer shows a notification (the freedesktop `NotificationClosed`
+/// reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// Its time was up.
+    Expired,
+    /// The user dismissed it.
+    Dismissed,
+    /// The agent asked (`close_notification`).
+    Closed,
+    /// Anything else: the GUI domain dropped it (a rate limit, a newer notification).
+    Undefined,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 4] = [
+        CloseReason::Expired,
+        CloseReason::Dismissed,
+        CloseReason::Closed,
+        CloseReason::Undefined,
+    ];
+    /// The freedesktop reason code: 1 to 4.
+    pub fn to_wire(self) -> u32 {
+        self as u32 + 1
+    }
+    pub fn from_wire(raw: u32) -> Result<Self, DecodeError> {
+        raw.checked_sub(1)
+            .and_then(|i| Self::ALL.get(i as usize))
+            .copied()
+            .ok_or_else(|| DecodeError::invalid("close reason", format!("unknown reason {raw}")))
+    }
 }

@@ -247,7 +247,7 @@ fn launch_command(args: &[&[u8]]) -> Body {
 
 #[test]
 fn unknown_type_is_refused() {
-    for t in [0u32, 0x001A, 0x7FFF, 0xFFFF_FFFF] {
+    for t in [0u32, 0x001C, 0x7FFF, 0xFFFF_FFFF] {
         assert_eq!(
             codec::check_header(Direction::AgentToGui, header(t, 0)),
             Err(DecodeError::UnknownType(t))
@@ -257,7 +257,7 @@ fn unknown_type_is_refused() {
             Err(DecodeError::UnknownType(t))
         );
     }
-    for t in [0u32, 0x8000, 0x8017, 0xFFFF_FFFF] {
+    for t in [0u32, 0x8000, 0x8018, 0xFFFF_FFFF] {
         assert_eq!(
             codec::check_header(Direction::GuiToAgent, header(t, 0)),
             Err(DecodeError::UnknownType(t))
@@ -1874,4 +1874,113 @@ fn message_flood_is_refused() {
             .apply(&pong, t0 + Duration::from_millis(10) * i)
             .unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+fn notify_body(id: u32, urgency: u8, summary: &[u8], body: &[u8]) -> Body {
+    Body::new().u32(id).u8(urgency).string(summary).string(body)
+}
+
+#[test]
+fn notifications_without_negotiation_are_refused() {
+    // An old GUI domain (or one that does not offer it) never negotiates NOTIFICATIONS: a
+    // notification is then as wrong as any other feature that was not agreed.
+    let mut f = Fixture::new(SessionLimits::default(), Capabilities::INLINE_PIXELS);
+    let notify = AgentMessage::Notify {
+        id: NotificationId::new(1).unwrap(),
+        urgency: Urgency::Normal,
+        summary: SanitizedText::sanitize("hi", 256),
+        body: SanitizedText::default(),
+    };
+    assert_eq!(
+        f.err(notify.clone()),
+        SessionViolation::CapabilityNotNegotiated("notifications")
+    );
+    assert_eq!(
+        f.err(AgentMessage::CloseNotification {
+            id: NotificationId::new(1).unwrap()
+        }),
+        SessionViolation::CapabilityNotNegotiated("notifications")
+    );
+    let mut f = Fixture::standard();
+    f.ok(notify);
+}
+
+#[test]
+fn notification_fields_are_checked() {
+    // Id 0, an unknown urgency, invalid UTF-8 and texts past their limits are violations.
+    assert_invalid(
+        agent_err(codec::NOTIFY, notify_body(0, 1, b"s", b"b")),
+        "notification id",
+    );
+    assert_invalid(
+        agent_err(codec::NOTIFY, notify_body(1, 3, b"s", b"b")),
+        "urgency",
+    );
+    assert_invalid(
+        agent_err(codec::NOTIFY, notify_body(1, 1, b"\xff", b"b")),
+        "notification summary",
+    );
+    assert_invalid(
+        agent_err(codec::NOTIFY, notify_body(1, 1, b"s", b"\xc0\x80")),
+        "notification body",
+    );
+    match agent_err(
+        codec::NOTIFY,
+        notify_body(1, 1, &[b'x'; MAX_NOTIFICATION_SUMMARY_BYTES + 1], b""),
+    ) {
+        DecodeError::TooLong { field, .. } => assert_eq!(field, "notification summary"),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    // The body's limit holds even when the summary is empty and the frame would still fit.
+    match agent_err(
+        codec::NOTIFY,
+        notify_body(1, 1, b"", &[b'x'; MAX_NOTIFICATION_BODY_BYTES + 1]),
+    ) {
+        DecodeError::TooLong { field, .. } => assert_eq!(field, "notification body"),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    assert_invalid(
+        agent_err(codec::CLOSE_NOTIFICATION, Body::new().u32(0)),
+        "notification id",
+    );
+    assert_invalid(
+        gui_err(codec::NOTIFICATION_CLOSED, Body::new().u32(1).u32(0)),
+        "close reason",
+    );
+    assert_invalid(
+        gui_err(codec::NOTIFICATION_CLOSED, Body::new().u32(1).u32(5)),
+        "close reason",
+    );
+}
+
+#[test]
+fn notification_text_is_sanitised_not_refused() {
+    // Control characters, an ANSI escape, bidi overrides and isolates, zero-width characters:
+    // decoded, then sanitised, so "[work]" cannot be reversed or hidden after the qube's name.
+    let msg = agent_ok(
+        codec::NOTIFY,
+        notify_body(
+            7,
+            2,
+            "\u{202e}]metsys[\u{2066} Update\x1b[31m\u{200b}!".as_bytes(),
+            "line1\nline2\u{7}\u{2028}end\u{e0041}".as_bytes(),
+        ),
+    );
+    assert_eq!(
+        msg,
+        AgentMessage::Notify {
+            id: NotificationId::new(7).unwrap(),
+            urgency: Urgency::Critical,
+            summary: SanitizedText::sanitize("]metsys[ Update[31m!", 256),
+            body: SanitizedText::sanitize("line1 line2 end", 1024),
+        }
+    );
+    let AgentMessage::Notify { summary, body, .. } = msg else {
+        unreachable!()
+    };
+    assert_eq!(summary.as_str(), "]metsys[ Update[31m!");
+    assert_eq!(body.as_str(), "line1 line2 end");
 }

@@ -333,7 +333,24 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         serial().prop_map(|serial| M::ClipboardEmpty { serial }),
         proptest::collection::vec(app_entry(), 0..=6).prop_map(|apps| M::AppList { apps }),
         serial().prop_map(|serial| M::Pong { serial }),
+        (
+            notification_id(),
+            proptest::sample::select(Urgency::ALL.to_vec()),
+            text(MAX_NOTIFICATION_SUMMARY_BYTES),
+            text(MAX_NOTIFICATION_BODY_BYTES),
+        )
+            .prop_map(|(id, urgency, summary, body)| M::Notify {
+                id,
+                urgency,
+                summary,
+                body
+            }),
+        notification_id().prop_map(|id| M::CloseNotification { id }),
     ]
+}
+
+fn notification_id() -> impl Strategy<Value = NotificationId> {
+    prop_oneof![1u32..=16, 1..=u32::MAX].prop_map(|v| NotificationId::new(v).unwrap())
 }
 
 fn gui_message() -> impl Strategy<Value = GuiMessage> {
@@ -443,6 +460,11 @@ fn gui_message() -> impl Strategy<Value = GuiMessage> {
         Just(M::ListApps),
         serial().prop_map(|serial| M::Ping { serial }),
         pool_id().prop_map(|pool| M::PoolReleased { pool }),
+        (
+            notification_id(),
+            proptest::sample::select(CloseReason::ALL.to_vec())
+        )
+            .prop_map(|(id, reason)| M::NotificationClosed { id, reason }),
     ]
 }
 
@@ -778,6 +800,18 @@ fn largest_legal_messages_fit_their_limits() {
                 };
                 MAX_APP_ENTRIES
             ],
+        },
+        AgentMessage::Notify {
+            id: NotificationId::new(u32::MAX).unwrap(),
+            urgency: Urgency::Critical,
+            summary: longest(MAX_NOTIFICATION_SUMMARY_BYTES, "é"),
+            body: longest(MAX_NOTIFICATION_BODY_BYTES, "🦀"),
+        },
+        AgentMessage::Notify {
+            id: NotificationId::new(1).unwrap(),
+            urgency: Urgency::Low,
+            summary: longest(MAX_NOTIFICATION_SUMMARY_BYTES, "x"),
+            body: longest(MAX_NOTIFICATION_BODY_BYTES, "x"),
         },
     ];
     for msg in &agent {

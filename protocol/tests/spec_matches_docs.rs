@@ -15,6 +15,7 @@
 //!   be listed, and every listed value must be the constant's value.
 //! - `<!-- spec-table: session-limits -->`: the defaults of `SessionLimits` and `StreamLimits`.
 //! - `<!-- spec-table: capabilities -->`, `window-states`, `cursor-shapes`, `state-requests`,
+//!   `urgencies`, `close-reasons`,
 //!   `pixel-formats`: the wire values of every flag and enumeration.
 //! - `<!-- spec-example: NAME -->` followed by a fenced block of `offset  hex bytes` lines: the
 //!   exact bytes the codec produces for the message built in [`examples`].
@@ -27,9 +28,9 @@ use corral_protocol::codec::{self, BodyLimit, Direction, MAX_LZ4_INLINE_BYTES};
 use corral_protocol::limits::*;
 use corral_protocol::session::SessionLimits;
 use corral_protocol::{
-    AgentMessage, BufferLayout, Capabilities, Compression, CursorShape, GuiMessage, InlinePixels,
-    OutputId, OutputInfo, PixelFormat, Point, PoolBacking, PoolId, Rect, SanitizedText, Scale,
-    Serial, Size, StateRequest, Version, WindowId, WindowStates,
+    AgentMessage, BufferLayout, Capabilities, CloseReason, Compression, CursorShape, GuiMessage,
+    InlinePixels, OutputId, OutputInfo, PixelFormat, Point, PoolBacking, PoolId, Rect,
+    SanitizedText, Scale, Serial, Size, StateRequest, Urgency, Version, WindowId, WindowStates,
 };
 
 fn manifest_dir() -> PathBuf {
@@ -283,6 +284,8 @@ fn constant(name: &str) -> Option<i128> {
         "MAX_PENDING_FDS" => MAX_PENDING_FDS as i128,
         "MAX_COORDINATE" => MAX_COORDINATE as i128,
         "MAX_LAUNCH_TOTAL_BYTES" => MAX_LAUNCH_TOTAL_BYTES as i128,
+        "MAX_NOTIFICATION_SUMMARY_BYTES" => MAX_NOTIFICATION_SUMMARY_BYTES as i128,
+        "MAX_NOTIFICATION_BODY_BYTES" => MAX_NOTIFICATION_BODY_BYTES as i128,
         // Not in limits.rs, but a wire limit all the same (codec.rs).
         "MAX_LZ4_INLINE_BYTES" => MAX_LZ4_INLINE_BYTES as i128,
         _ => return None,
@@ -457,6 +460,29 @@ fn flag_and_enum_tables_match_the_code() {
         "pixel formats"
     );
     assert!(PixelFormat::from_wire(2).is_err());
+
+    let urgencies: Vec<(i128, String)> = Urgency::ALL
+        .iter()
+        .map(|u| (i128::from(u.to_wire()), format!("{u:?}").to_lowercase()))
+        .collect();
+    assert_eq!(
+        value_name_rows(&doc, "urgencies", 1),
+        urgencies,
+        "urgencies"
+    );
+    assert!(Urgency::from_wire(Urgency::ALL.len() as u8).is_err());
+
+    let reasons: Vec<(i128, String)> = CloseReason::ALL
+        .iter()
+        .map(|r| (i128::from(r.to_wire()), format!("{r:?}").to_lowercase()))
+        .collect();
+    assert_eq!(
+        value_name_rows(&doc, "close-reasons", 1),
+        reasons,
+        "close reasons"
+    );
+    assert!(CloseReason::from_wire(0).is_err());
+    assert!(CloseReason::from_wire(CloseReason::ALL.len() as u32 + 1).is_err());
 }
 
 fn text(s: &str) -> SanitizedText {

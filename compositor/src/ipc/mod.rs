@@ -191,9 +191,22 @@ pub struct OutputDesc {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationInfo {
+    /// For a qube's notification: its (sanitised) summary, shown after the qube's name.
     pub headline: String,
     pub detail: String,
     pub colour: String,
+    /// `system` (the GUI domain's own) or `qube` (a qube's notification, framed in its colour).
+    #[serde(default)]
+    pub source: String,
+    /// The qube a `qube` notification came from (its trusted name).
+    #[serde(default)]
+    pub qube: Option<String>,
+    /// `low`, `normal` or `critical`, for a qube's notification.
+    #[serde(default)]
+    pub urgency: Option<String>,
+    /// Where it is on screen (global pixels), if an output shows it.
+    #[serde(default)]
+    pub rect: Option<RectInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

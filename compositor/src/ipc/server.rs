@@ -175,17 +175,43 @@ impl State {
                 Ok(()) => Ok(serde_json::json!({ "config": self.settings.source.describe() })),
                 Err(e) => Err(e.to_string()),
             },
-            Request::Notifications => json(serde_json::to_value(
-                self.notifications
-                    .toasts()
-                    .iter()
-                    .map(|t| NotificationInfo {
-                        headline: t.headline.clone(),
-                        detail: t.detail.clone(),
-                        colour: t.colour.hex(),
-                    })
-                    .collect::<Vec<_>>(),
-            )),
+            Request::Notifications => {
+                // The same placement the renderer uses (backend::with_frame).
+                let rects = self
+                    .notifications
+                    .rects(self.first_output().map(|o| self.layout.work_area(o)));
+                json(serde_json::to_value(
+                    self.notifications
+                        .toasts()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let (source, qube, urgency) = match &t.source {
+                                crate::notify::ToastSource::System => ("system", None, None),
+                                crate::notify::ToastSource::Qube { name, urgency, .. } => (
+                                    "qube",
+                                    Some(name.clone()),
+                                    Some(format!("{urgency:?}").to_lowercase()),
+                                ),
+                            };
+                            NotificationInfo {
+                                headline: t.headline.clone(),
+                                detail: t.detail.clone(),
+                                colour: t.colour.hex(),
+                                source: source.to_owned(),
+                                qube,
+                                urgency,
+                                rect: rects.get(i).map(|r| RectInfo {
+                                    x: r.x,
+                                    y: r.y,
+                                    width: r.w,
+                                    height: r.h,
+                                }),
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            }
             Request::Screenshot { path } => {
                 if !path.is_absolute() {
                     return Err(format!("{} is not an absolute path", path.display()));

@@ -4,9 +4,14 @@
 
 use corral_protocol::channel::{ConnectionError, Received};
 use corral_protocol::session::Applied;
-use corral_protocol::{AgentMessage, GuiMessage, StateRequest, WindowId};
+use corral_protocol::{
+    AgentMessage, Capabilities, GuiMessage, NotificationId, SanitizedText, StateRequest, Urgency,
+    WindowId,
+};
+use std::time::Instant;
 
 use super::{CommittedBuffer, ConnId, QubeWindow, WindowKind};
+use crate::notify::{QUBE_TOASTS_PER_QUBE, QubeToastOutcome};
 use crate::state::State;
 
 /// Most pending damage rectangles kept per window before they are merged into one.
@@ -178,6 +183,18 @@ impl State {
                 self.clipboard_reply(id, serial, Some(payload));
             }
             AgentMessage::ClipboardEmpty { serial } => self.clipboard_reply(id, serial, None),
+            AgentMessage::Notify {
+                id: untrusted_id,
+                urgency,
+                summary,
+                body,
+            } => self.qube_notification(id, untrusted_id, urgency, &summary, &body),
+            AgentMessage::CloseNotification { id: untrusted_id } => {
+                if self.notifications.close_from_qube(id, untrusted_id) {
+                    self.queue_redraw();
+                }
+                self.send_notification_closes();
+            }
             AgentMessage::SetCursor { .. }
             | AgentMessage::PoolCreate { .. }
             | AgentMessage::PoolWrite { .. }
@@ -188,6 +205,72 @@ impl State {
             | AgentMessage::DestroyWindow { .. } => {}
         }
         Ok(())
+    }
+
+    /// A qube's desktop notification: shown in the trusted layer, framed in the qube's label
+    /// colour under its trusted name (docs/protocol.md section 12.5), within the qube's quota.
+    fn qube_notification(
+        &mut self,
+        id: ConnId,
+        notification: NotificationId,
+        urgency: Urgency,
+        summary: &SanitizedText,
+        body: &SanitizedText,
+    ) {
+        let Some(conn) = self.qubes.conns.get(&id) else {
+            return;
+        };
+        // Name and colour from the channel's identity, never from the message (decision 2).
+        let name = conn.identity.name.to_string();
+        let colour = conn.identity.colour();
+        let outcome = self.notifications.push_from_qube(
+            id,
+            &name,
+            colour,
+            notification,
+            urgency,
+            summary,
+            body,
+            Instant::now(),
+        );
+        match outcome {
+            QubeToastOutcome::Dropped { warn: true } => {
+                tracing::warn!("qube {name} sent too many notifications; dropping the rest");
+                self.notify(
+                    colour,
+                    format!("[{name}] sent too many notifications"),
+                    format!(
+                        "At most {QUBE_TOASTS_PER_QUBE} are shown at once; the rest are dropped."
+                    ),
+                );
+            }
+            QubeToastOutcome::Dropped { warn: false } => {}
+            QubeToastOutcome::Shown | QubeToastOutcome::Replaced => self.queue_redraw(),
+        }
+        self.send_notification_closes();
+    }
+
+    /// Tells each qube which of its notifications are no longer shown.
+    pub(crate) fn send_notification_closes(&mut self) {
+        let closed = self.notifications.take_closed();
+        let mut touched = Vec::new();
+        for (conn, id, reason) in closed {
+            let negotiated = self.qubes.conns.get(&conn).is_some_and(|c| {
+                c.conn
+                    .session()
+                    .established()
+                    .is_some_and(|(_, caps)| caps.contains(Capabilities::NOTIFICATIONS))
+            });
+            if negotiated {
+                self.send_to(conn, &GuiMessage::NotificationClosed { id, reason });
+                if !touched.contains(&conn) {
+                    touched.push(conn);
+                }
+            }
+        }
+        for conn in touched {
+            self.flush_qube(conn);
+        }
     }
 
     fn insert_window(&mut self, id: ConnId, win: u64, window: WindowId, kind: WindowKind) {

@@ -53,11 +53,14 @@ pub trait Transport: fmt::Debug {
     fn poll_fd(&self) -> BorrowedFd<'_>;
 
     /// The capabilities a side can use on this transport: both ends offer these in the
-    /// handshake. Every transport carries inline (optionally LZ4) pixels and PNG clipboard data;
+    /// handshake. Every transport carries inline (optionally LZ4) pixels, PNG clipboard data and
+    /// notifications;
     /// memfd pools need fd passing; transports with their own shared memory (Xen grants) add it.
     fn capabilities(&self) -> Capabilities {
-        let mut caps =
-            Capabilities::INLINE_PIXELS | Capabilities::LZ4 | Capabilities::CLIPBOARD_PNG;
+        let mut caps = Capabilities::INLINE_PIXELS
+            | Capabilities::LZ4
+            | Capabilities::CLIPBOARD_PNG
+            | Capabilities::NOTIFICATIONS;
         if self.can_pass_fds() {
             caps |= Capabilities::MEMFD_POOLS;
         }

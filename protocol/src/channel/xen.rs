@@ -888,6 +888,7 @@ pub fn vchan_capabilities() -> Capabilities {
         | Capabilities::INLINE_PIXELS
         | Capabilities::LZ4
         | Capabilities::CLIPBOARD_PNG
+        | Capabilities::NOTIFICATIONS
 }
 
 // -------------------------------------------------------------------------------------------
