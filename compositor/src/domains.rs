@@ -129,12 +129,27 @@ impl Domains {
                 }
             })
             .context("starting the admin thread")?;
+        // A qube that should have come up at login and did not is something the user must
+        // see, not only the journal: each failure becomes a toast.
+        let (autostart_tx, autostart_rx) = channel::channel::<DomainEvent>();
+        handle
+            .insert_source(autostart_rx, |event, _, state: &mut State| {
+                if let Event::Msg(event) = event {
+                    state.domain_event(event);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("registering the autostart channel: {e}"))?;
         let autostart = Arc::clone(&manager);
         std::thread::Builder::new()
             .name("corral-autostart".into())
             .spawn(move || {
                 for (name, e) in autostart.autostart() {
                     tracing::error!("autostart of {name} failed: {e}");
+                    let _ = autostart_tx.send(DomainEvent::ActionFailed {
+                        qube: name,
+                        what: "autostart".into(),
+                        why: e.to_string(),
+                    });
                 }
             })
             .context("starting the autostart thread")?;

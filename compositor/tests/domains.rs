@@ -383,9 +383,41 @@ fn autostart_qubes_start_with_the_session_and_stop_with_it() {
         };
         s.host_and("work", "blue");
         s.ok(&["prefs", "work", "autostart", "True"]);
+        // A second autostart qube that cannot start: its template's root volume is gone.
+        let volumes = || -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(data.0.join("volumes"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = volumes();
+        s.ok(&[
+            "create",
+            "gone",
+            "--class",
+            "templatevm",
+            "--label",
+            "black",
+        ]);
+        let gone = volumes()
+            .into_iter()
+            .find(|v| !before.contains(v))
+            .expect("the template's volumes");
+        s.ok(&["create", "broken", "--template", "gone", "--label", "red"]);
+        s.ok(&["prefs", "broken", "autostart", "True"]);
+        std::fs::remove_dir_all(gone.join("root")).unwrap();
         assert!(s.corral.qubes().is_empty());
     }
     let s = Session::start("domains-autostart-2", &data.0).expect("ran once already");
+    // The one that failed says so on the desktop, not only in the journal.
+    s.corral.wait_for("a toast about broken's autostart", || {
+        s.corral
+            .notifications()
+            .into_iter()
+            .find(|n| n.headline.contains("[broken]: autostart failed"))
+    });
     // Nobody asked: the qube starts with the session and its agent's channel is registered.
     s.corral.wait_for("work's agent to connect", || {
         s.corral.qubes().into_iter().find(|q| q.name == "work")
