@@ -33,7 +33,9 @@ set -euo pipefail
 #   GBM, libinput, libseat) is built and linted everywhere, though it runs only on a real seat
 # - desktop-file-utils: the session's .desktop file is validated in the tests
 # - libnotify-bin: notify-send, run inside test qubes to send real desktop notifications
-PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps nftables iproute2 socat waypipe libpam0g-dev libclang-dev libdbus-1-dev dbus-daemon swaylock libudev-dev libinput-dev libgbm-dev libseat-dev libdrm-dev desktop-file-utils libnotify-bin)
+# - openvpn: the VPN qube's real client (and the test's server); slirp4netns: sys-net's uplink
+#   when the domain manager is not root
+PACKAGES=(build-essential pkg-config libxen-dev curl ca-certificates libxkbcommon-dev libpixman-1-dev libwayland-dev xwayland weston foot fonts-dejavu-core gtk-3-examples wl-clipboard xterm wlcs libegl1 libgles2 libgl1-mesa-dri xvfb bubblewrap debootstrap procps nftables iproute2 socat waypipe libpam0g-dev libclang-dev libdbus-1-dev dbus-daemon swaylock libudev-dev libinput-dev libgbm-dev libseat-dev libdrm-dev desktop-file-utils libnotify-bin openvpn openssl slirp4netns)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

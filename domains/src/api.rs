@@ -142,6 +142,10 @@ pub enum Request {
         argv: Vec<String>,
         #[serde(default)]
         pass_io: bool,
+        /// As the qube's root with the network capabilities only (the qube needs the
+        /// `net-admin` feature; see `docs/networking.md`).
+        #[serde(default)]
+        root: bool,
     },
 }
 

@@ -34,6 +34,10 @@ pub struct StartSpec {
     /// Memory and vCPUs; the sandbox backend does not enforce them yet.
     pub memory_mb: u32,
     pub vcpus: u32,
+    /// The qube may manage its own network (feature `net-admin`): its root (see
+    /// [`Backend::exec_root`]) gets CAP_NET_ADMIN over the qube's own network namespace, and
+    /// the sandbox backend gives it `/dev/net/tun`. For VPN qubes (`docs/networking.md`).
+    pub net_admin: bool,
 }
 
 /// Power state, as `qvm-ls` shows it.
@@ -109,12 +113,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         stdio: Stdio3,
         extra_fds: Vec<OwnedFd>,
     ) -> Result<Child, BackendError>;
+    /// Runs `argv` in a running qube as its root with the network capabilities only
+    /// (CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE), valid over the qube's own namespaces;
+    /// only for a qube started with [`StartSpec::net_admin`].
+    fn exec_root(
+        &self,
+        name: &QubeName,
+        _argv: &[String],
+        _stdio: Stdio3,
+    ) -> Result<Child, BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "{name}: running commands as the qube's root"
+        )))
+    }
     /// Stops everything this backend started (the manager is going away).
     fn stop_all(&self);
     /// The host pid whose `/proc/PID/ns/net` is a running qube's network namespace, where the
     /// backend gives each qube one the manager can plumb (the sandbox backend). None: halted,
     /// or not this kind of backend.
     fn netns_pid(&self, _name: &QubeName) -> Option<i32> {
+        None
+    }
+    /// The user namespace the network code must enter to have CAP_NET_ADMIN over every
+    /// qube's network namespace, where that is not the manager's own (an unprivileged
+    /// manager's sandboxes). None: the manager's own capabilities do.
+    fn net_userns(&self) -> Option<PathBuf> {
         None
     }
     /// The tree whose `usr/share/applications` lists the apps of a qube whose root volume is

@@ -232,14 +232,28 @@ impl Manager {
     /// Turns the network chain on (once, before qubes start): qubes started from now on are
     /// linked to their netvm, netvms route and enforce their clients' firewall rules.
     pub fn enable_network(&self, cfg: crate::net::NetConfig) -> std::result::Result<(), String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err(
-                "the network chain needs root (it plumbs the qubes' namespaces with \
-                        CAP_NET_ADMIN); user-mode networking is not implemented yet"
-                    .into(),
-            );
-        }
         let chain = crate::net::chain::Chain::new(cfg).map_err(|e| e.to_string())?;
+        if !rustix::process::geteuid().is_root() {
+            // Unprivileged: the qubes' namespaces are reachable through the backend's shared
+            // user namespace, and the uplink can only be user-mode networking.
+            let Some(userns) = self.backend.net_userns() else {
+                return Err(
+                    "the network chain needs root, or a backend whose qubes share one \
+                            user namespace of the manager's (the sandbox backend)"
+                        .into(),
+                );
+            };
+            if chain.config().uplink.is_some() {
+                return Err(
+                    "without root the uplink must be user_uplink (slirp4netns): a \
+                            veth into another namespace needs root"
+                        .into(),
+                );
+            }
+            if !crate::net::link::set_userns(userns) {
+                return Err("the network is already configured".into());
+            }
+        }
         self.net
             .set(chain)
             .map_err(|_| "the network is already configured".to_owned())
@@ -701,6 +715,11 @@ impl Manager {
             home,
             memory_mb: q.memory,
             vcpus: q.vcpus,
+            net_admin: crate::net::chain::feature_on(
+                q.features
+                    .get(crate::net::chain::NET_ADMIN_FEATURE)
+                    .map(String::as_str),
+            ),
         })
     }
 
@@ -879,6 +898,33 @@ impl Manager {
         Ok(self
             .backend
             .exec(&n, &self.gui_argv(argv), stdio, extra_fds)?)
+    }
+
+    /// Runs `argv` in `name` as its root with only the network capabilities, over the qube's
+    /// own namespaces ([`Backend::exec_root`]); the qube needs the `net-admin` feature.
+    /// Started if needed.
+    pub fn run_root(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdio: Stdio3,
+    ) -> Result<std::process::Child> {
+        let n = parse_name(name)?;
+        let on = crate::net::chain::feature_on(
+            self.model()
+                .get(name)?
+                .features
+                .get(crate::net::chain::NET_ADMIN_FEATURE)
+                .map(String::as_str),
+        );
+        if !on {
+            return Err(ManagerError::BadRequest(format!(
+                "{name} has no net-admin feature; its root gets no capabilities \
+                 (corralctl features {name} net-admin 1, then restart it)"
+            )));
+        }
+        self.ensure_running(&n)?;
+        Ok(self.backend.exec_root(&n, argv, stdio)?)
     }
 
     /// Starts `argv` in `name` (starting the qube if needed) with one end of a new socketpair
@@ -1205,6 +1251,7 @@ impl Manager {
                         dispvm,
                         argv,
                         pass_io: false,
+                        root: false,
                     },
                     Vec::new(),
                 )
@@ -1214,9 +1261,15 @@ impl Manager {
                 dispvm,
                 argv,
                 pass_io,
+                root,
             } => {
                 if argv.is_empty() {
                     return Err(ManagerError::BadRequest("no command given".into()));
+                }
+                if root && dispvm {
+                    return Err(ManagerError::BadRequest(
+                        "run: root is not for disposables".into(),
+                    ));
                 }
                 let stdio = if pass_io {
                     if fds.len() != 3 {
@@ -1244,7 +1297,11 @@ impl Manager {
                         ));
                     }
                 };
-                let child = match self.run(qube.as_str(), &argv, stdio, Vec::new()) {
+                let child = match if root {
+                    self.run_root(qube.as_str(), &argv, stdio)
+                } else {
+                    self.run(qube.as_str(), &argv, stdio, Vec::new())
+                } {
                     Ok(c) => c,
                     Err(e) => {
                         if disposable {

@@ -14,6 +14,13 @@
 //!
 //! Commands run in a started qube through `nsenter` into the namespaces of that pid 1, joined to
 //! the qube's cgroup first.
+//!
+//! Unprivileged, and for a root manager's `net_admin` qubes (VPN qubes), the child of step 2
+//! first makes a user namespace of its own (uid 0 there = the manager's uid) that bwrap's
+//! namespaces then belong to: it makes the overlay mounts possible without root, and gives
+//! a `net_admin` qube a root ([`Backend::exec_root`]) with capabilities over the qube's own
+//! namespaces only. An unprivileged manager nests all those user namespaces in one more, the
+//! [`Holder`], so its network code can reach every qube's network namespace.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -91,8 +98,13 @@ fn find_cgroup2() -> Option<PathBuf> {
 struct Running {
     /// Host pid of bwrap's pid 1 in the qube's pid namespace.
     init_pid: i32,
-    /// Host pid of the outer bwrap (in our extra user namespace when unprivileged).
+    /// Host pid of the outer bwrap (in our extra user namespace when `own_userns`).
     outer_pid: i32,
+    /// The sandbox lives in a user namespace of our own (uid 0 there = the manager's uid),
+    /// which owns bwrap's namespaces: always when unprivileged, and for `net_admin` qubes.
+    own_userns: bool,
+    /// Started with [`StartSpec::net_admin`]: [`Backend::exec_root`] is allowed.
+    net_admin: bool,
     /// Host pid of the qube's idle process (`sleep infinity`): while it lives, the sandbox does.
     idle_pid: i32,
     cgroup: Option<PathBuf>,
@@ -179,10 +191,147 @@ fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The capabilities the root of a `net_admin` qube keeps (setpriv's names).
+const ROOT_CAPS: &str = "+net_admin,+net_raw,+net_bind_service";
+
+/// `nsenter` arguments entering the sandbox's outer user namespace (keeping our uid: 0 there),
+/// then the qube's mount, pid, ipc, uts and network namespaces, its root and working directory.
+fn enter_outer(cmd: &mut Command, r: &Running) {
+    cmd.arg(format!("--target={}", r.outer_pid));
+    cmd.args(["--user", "--preserve-credentials", "--", "nsenter"]);
+    cmd.arg(format!("--target={}", r.init_pid));
+    cmd.args([
+        "--mount", "--pid", "--ipc", "--uts", "--net", "--root", "--wd",
+    ]);
+}
+
+/// Spawns an `nsenter` command built for a qube: no_new_privs, default signals, joined to the
+/// qube's cgroup, `extra_fds` as fds 3, 4, ….
+fn spawn_entered(
+    mut cmd: Command,
+    name: &QubeName,
+    r: &Running,
+    argv: &[String],
+    stdio: Stdio3,
+    extra_fds: Vec<OwnedFd>,
+) -> Result<Child, BackendError> {
+    cmd.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from));
+    cmd.stdout(stdio.stdout.map_or_else(Stdio::null, Stdio::from));
+    cmd.stderr(stdio.stderr.map_or_else(Stdio::null, Stdio::from));
+    if !extra_fds.is_empty() {
+        cmd.env("CORRAL_FDS", extra_fds.len().to_string());
+    }
+    let procs = r.cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
+    let raw: Vec<i32> = extra_fds.iter().map(AsRawFd::as_raw_fd).collect();
+    // SAFETY: only async-signal-safe calls (sigprocmask, signal, prctl, open, write, close,
+    // fcntl, dup2) on data prepared before the fork. The extra fds are first moved above the
+    // target range so a dup2 onto 3.. cannot clobber one not yet moved.
+    unsafe {
+        cmd.pre_exec(move || {
+            reset_signals();
+            // No setuid binary in a qube can gain privileges (bwrap sets this for its own
+            // children; processes entered with nsenter need it too).
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(p) = &procs {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            let mut high = [0i32; 16];
+            for (i, &fd) in raw.iter().enumerate().take(16) {
+                high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (i, &fd) in high.iter().enumerate().take(raw.len().min(16)) {
+                if libc::dup2(fd, 3 + i as i32) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(io_err(format!("{name}: running {}", argv[0])))?;
+    drop(extra_fds);
+    Ok(child)
+}
+
+/// An unprivileged manager's own user namespace (uid 0 there = the manager's uid), in which
+/// every sandbox's outer user namespace is nested. Being the common ancestor of all qubes'
+/// namespaces, it is where the network code has CAP_NET_ADMIN over two qubes' network
+/// namespaces at once (to put a veth between them); a qube is never in it, only in a
+/// namespace nested inside, so no qube gets those capabilities.
+#[derive(Debug)]
+struct Holder {
+    /// `unshare --user --map-root-user cat`, reading our pipe: it ends when we do.
+    child: Child,
+    /// The namespace, joined (setns) by each starting sandbox.
+    fd: OwnedFd,
+    /// `/proc/PID/ns/user` of the holder process, for `nsenter --user`.
+    path: PathBuf,
+}
+
+impl Holder {
+    fn new() -> Result<Holder, BackendError> {
+        let mut child = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(io_err("unshare (the qubes' shared user namespace)"))?;
+        let pid = child.id();
+        let ours = fs::read_link("/proc/self/ns/user").map_err(io_err("/proc/self/ns/user"))?;
+        let path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+        // unshare execs cat once the namespace and its id maps are made.
+        let t0 = Instant::now();
+        loop {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "cat" && fs::read_link(&path).is_ok_and(|ns| ns != ours) {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(BackendError::Failed(format!(
+                    "making the qubes' shared user namespace: unshare exited ({st})"
+                )));
+            }
+            if t0.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BackendError::Failed(
+                    "making the qubes' shared user namespace: unshare did not start".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let fd = fs::File::open(&path)
+            .map_err(io_err(path.display().to_string()))?
+            .into();
+        Ok(Holder { child, fd, path })
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The sandbox backend.
 #[derive(Debug)]
 pub struct SandboxBackend {
     runtime: PathBuf,
+    /// The shared user namespace of an unprivileged manager's qubes (None as root).
+    holder: Option<Holder>,
     cgroup_base: Option<PathBuf>,
     /// The GUI agent binary bound read-only into every qube (see [`SandboxBackend::with_agent`]).
     agent: Option<PathBuf>,
@@ -204,8 +353,14 @@ impl SandboxBackend {
         let cgroup_base = find_cgroup2()
             .map(|b| b.join(format!("{h:016x}")))
             .filter(|d| fs::create_dir_all(d).is_ok());
+        let holder = if rustix::process::geteuid().is_root() {
+            None
+        } else {
+            Some(Holder::new()?)
+        };
         let b = SandboxBackend {
             runtime: runtime.to_owned(),
+            holder,
             cgroup_base,
             agent: None,
             running: Arc::new(Mutex::new(HashMap::new())),
@@ -366,6 +521,10 @@ impl Backend for SandboxBackend {
         }
     }
 
+    fn net_userns(&self) -> Option<PathBuf> {
+        self.holder.as_ref().map(|h| h.path.clone())
+    }
+
     /// bwrap's pid 1 of the qube holds its network namespace (`--unshare-net`).
     fn netns_pid(&self, name: &QubeName) -> Option<i32> {
         self.running.lock().unwrap().get(name).map(|r| r.init_pid)
@@ -451,6 +610,9 @@ impl Backend for SandboxBackend {
             "--gid",
             &QUBE_UID.to_string(),
         ]);
+        // bwrap keeps every capability for a caller that is uid 0 (root, or uid 0 of our own
+        // user namespace) unless told otherwise; the qube's processes get none.
+        cmd.args(["--cap-drop", "ALL"]);
         cmd.args(["--hostname", name.as_str()]);
         cmd.arg("--bind").arg(&root_path).arg("/");
         if !root_tree.join("usr/bin").is_dir() {
@@ -462,6 +624,19 @@ impl Backend for SandboxBackend {
             }
         }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        // /proc/sys read-only. bwrap covers it only when it can write the directory itself,
+        // which it cannot (mode 0555), yet the files in it are writable by uid 0 — and under a
+        // root manager the qube's user *is* uid 0 of the host for file permissions (bwrap maps
+        // it to its caller's uid), so without this a qube could write global sysctls
+        // (kernel.core_pattern: code run as host root). The host's /proc/sys is as good as
+        // the qube's own: what a sysctl file shows (net.*, kernel.hostname) follows the
+        // namespaces of the process reading it.
+        cmd.args(["--ro-bind", "/proc/sys", "/proc/sys"]);
+        if spec.net_admin {
+            // For VPN software (OpenVPN's tun0). Opening it is not enough to make a device:
+            // TUNSETIFF needs CAP_NET_ADMIN, which only the qube's root (exec_root) has.
+            cmd.args(["--dev-bind-try", "/dev/net/tun", "/dev/net/tun"]);
+        }
         if let Some(agent) = &self.agent {
             cmd.args([
                 "--tmpfs",
@@ -488,16 +663,34 @@ impl Backend for SandboxBackend {
         let procs = cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
         // Without root, the overlay needs a user namespace of its own (kernel >= 5.11): the
         // child maps its uid to 0 there, mounts, and bwrap nests the qube's namespace inside.
-        let unprivileged = !rustix::process::geteuid().is_root();
-        let uid_map = format!("0 {} 1", rustix::process::geteuid().as_raw()).into_bytes();
-        let gid_map = format!("0 {} 1", rustix::process::getegid().as_raw()).into_bytes();
+        // A `net_admin` qube gets one too, even under a root manager: then bwrap's namespaces
+        // (the network one included) belong to that user namespace (or one bwrap nests in it)
+        // rather than the initial one, so uid 0 there — the qube's root of `exec_root` — has
+        // CAP_NET_ADMIN over the qube's network namespace and nothing of the host's. The
+        // manager (root in the initial user namespace) keeps CAP_NET_ADMIN over it, to plumb
+        // the links.
+        let own_userns = !rustix::process::geteuid().is_root() || spec.net_admin;
+        // An unprivileged manager's sandboxes first join its shared user namespace (see
+        // [`Holder`]), where its uid is 0; the sandbox's own user namespace is nested there.
+        let holder_fd = self.holder.as_ref().map(|h| h.fd.as_raw_fd());
+        let (uid, gid) = if holder_fd.is_some() {
+            (0, 0)
+        } else {
+            (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            )
+        };
+        let uid_map = format!("0 {uid} 1").into_bytes();
+        let gid_map = format!("0 {gid} 1").into_bytes();
         let c_uid_map = CString::new("/proc/self/uid_map").expect("no NUL");
         let c_gid_map = CString::new("/proc/self/gid_map").expect("no NUL");
         let c_setgroups = CString::new("/proc/self/setgroups").expect("no NUL");
         let c_overlay = CString::new("overlay").expect("no NUL");
         let c_root = CString::new("/").expect("no NUL");
         // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
-        // (sigprocmask, signal, prctl, open, write, close, unshare, mount) on C strings built before the fork; it does not
+        // (sigprocmask, signal, prctl, open, write, close, setns, unshare, mount) on C strings
+        // and an fd (the holder's, which outlives the spawn) built before the fork; it does not
         // allocate, lock or touch shared state.
         unsafe {
             cmd.pre_exec(move || {
@@ -514,7 +707,13 @@ impl Backend for SandboxBackend {
                     }
                     libc::close(fd);
                 }
-                let flags = if unprivileged {
+                // setns into a user namespace needs a single-threaded caller: a forked child is.
+                if let Some(fd) = holder_fd
+                    && libc::setns(fd, libc::CLONE_NEWUSER) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                let flags = if own_userns {
                     libc::CLONE_NEWUSER | libc::CLONE_NEWNS
                 } else {
                     libc::CLONE_NEWNS
@@ -522,7 +721,7 @@ impl Backend for SandboxBackend {
                 if libc::unshare(flags) != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                if unprivileged {
+                if own_userns {
                     for (path, data) in [
                         (&c_setgroups, &b"deny"[..]),
                         (&c_uid_map, &uid_map[..]),
@@ -599,6 +798,8 @@ impl Backend for SandboxBackend {
         let r = Arc::new(Running {
             init_pid,
             outer_pid: outer,
+            own_userns,
+            net_admin: spec.net_admin,
             idle_pid,
             cgroup: cgroup.clone(),
             dir: dir.clone(),
@@ -722,7 +923,7 @@ impl Backend for SandboxBackend {
             .env("HOME", "/home/user")
             .env("USER", "user")
             .env("LANG", "C.UTF-8");
-        if rustix::process::geteuid().is_root() {
+        if !r.own_userns {
             cmd.arg(format!("--target={}", r.init_pid));
             cmd.args([
                 "--user", "--mount", "--pid", "--ipc", "--uts", "--net", "--cgroup", "--root",
@@ -731,23 +932,14 @@ impl Backend for SandboxBackend {
             cmd.arg(format!("--setuid={QUBE_UID}"))
                 .arg(format!("--setgid={QUBE_UID}"));
         } else {
-            // Unprivileged, bwrap made the qube's namespaces (other than the user one) while
-            // in our outer user namespace, so they belong to it: enter that user namespace
-            // first (we own it), then the qube's namespaces, then bwrap's inner user namespace,
-            // keeping our uid (0 outside, mapped to QUBE_UID inside). bwrap denied setgroups
-            // there, so nsenter must not try to set ids. The cgroup namespace is not entered
-            // (it would need CAP_SYS_ADMIN in the init namespace).
-            cmd.arg(format!("--target={}", r.outer_pid));
-            cmd.args(["--user", "--preserve-credentials", "--", "nsenter"]);
-            cmd.arg(format!("--target={}", r.init_pid));
+            // bwrap made the qube's namespaces while in our outer user namespace, so they
+            // belong to it (or to bwrap's user namespace nested in it): enter that user
+            // namespace first (we own it), then the qube's namespaces, then bwrap's inner user
+            // namespace, keeping our uid (0 outside, mapped to QUBE_UID inside). bwrap denied
+            // setgroups there, so nsenter must not try to set ids. The cgroup namespace is not
+            // entered (it would need CAP_SYS_ADMIN in the init namespace).
+            enter_outer(&mut cmd, &r);
             cmd.args([
-                "--mount",
-                "--pid",
-                "--ipc",
-                "--uts",
-                "--net",
-                "--root",
-                "--wd",
                 "--",
                 "nsenter",
                 "--target=1",
@@ -757,53 +949,53 @@ impl Backend for SandboxBackend {
         }
         cmd.args(["--", "env", "-C", "/home/user"]);
         cmd.args(argv);
-        cmd.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from));
-        cmd.stdout(stdio.stdout.map_or_else(Stdio::null, Stdio::from));
-        cmd.stderr(stdio.stderr.map_or_else(Stdio::null, Stdio::from));
-        if !extra_fds.is_empty() {
-            cmd.env("CORRAL_FDS", extra_fds.len().to_string());
+        spawn_entered(cmd, name, &r, argv, stdio, extra_fds)
+    }
+
+    /// The qube's root: uid 0 of the qube's outer user namespace (mapped to the manager's
+    /// uid), in the qube's mount, pid, ipc, uts and network namespaces but not bwrap's inner
+    /// user namespace. Entering a user namespace gives every capability in it and the
+    /// namespaces it owns (never in the initial ones); `setpriv` then keeps only the network
+    /// ones in the bounding set, so the command (and all it runs, with no_new_privs) can
+    /// configure the qube's network and nothing else: no mounts, no ptrace of the qube's user,
+    /// no file-permission overrides.
+    fn exec_root(
+        &self,
+        name: &QubeName,
+        argv: &[String],
+        stdio: Stdio3,
+    ) -> Result<Child, BackendError> {
+        let r = self.get(name)?;
+        if !r.net_admin {
+            return Err(BackendError::Unsupported(format!(
+                "{name} was not started with the net-admin feature: its root has no \
+                 capabilities to give (set the feature and restart it)"
+            )));
         }
-        let procs = r.cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
-        let raw: Vec<i32> = extra_fds.iter().map(AsRawFd::as_raw_fd).collect();
-        // SAFETY: only async-signal-safe calls (sigprocmask, signal, prctl, open, write, close,
-        // fcntl, dup2) on data
-        // prepared before the fork. The extra fds are first moved above the target range so a
-        // dup2 onto 3.. cannot clobber one not yet moved.
-        unsafe {
-            cmd.pre_exec(move || {
-                reset_signals();
-                // No setuid binary in a qube can gain privileges (bwrap sets this for its own
-                // children; processes entered with nsenter need it too).
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if let Some(p) = &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    libc::close(fd);
-                }
-                let mut high = [0i32; 16];
-                for (i, &fd) in raw.iter().enumerate().take(16) {
-                    high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-                    if high[i] < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                for (i, &fd) in high.iter().enumerate().take(raw.len().min(16)) {
-                    if libc::dup2(fd, 3 + i as i32) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
+        if *r.paused.lock().unwrap() {
+            return Err(BackendError::Paused(name.to_string()));
         }
-        let child = cmd
-            .spawn()
-            .map_err(io_err(format!("{name}: running {}", argv[0])))?;
-        drop(extra_fds);
-        Ok(child)
+        if argv.is_empty() {
+            return Err(BackendError::Failed("no command given".into()));
+        }
+        let mut cmd = Command::new("nsenter");
+        cmd.env_clear()
+            .env("PATH", PATH)
+            .env("HOME", "/root")
+            .env("USER", "root")
+            .env("LANG", "C.UTF-8");
+        enter_outer(&mut cmd, &r);
+        cmd.args([
+            "--",
+            "setpriv",
+            &format!("--bounding-set=-all,{ROOT_CAPS}"),
+            "--",
+            "env",
+            "-C",
+            "/",
+        ]);
+        cmd.args(argv);
+        spawn_entered(cmd, name, &r, argv, stdio, Vec::new())
     }
 
     fn stop_all(&self) {

@@ -5,8 +5,13 @@
 //! machine's own network and the host's namespace is not changed: every link, address, route
 //! and nft table is inside a qube's namespace or the test's, and goes with them.
 //!
-//! Needs root (namespaces, veth, nftables) plus `nft`, `ip`, `socat` and bubblewrap; skipped
-//! otherwise, unless `CI` is set (then it fails).
+//! The exception is the unprivileged manager's test: its sys-net's uplink is slirp4netns,
+//! whose upstream is the host's own network stack, so its server listens on the host's
+//! loopback (slirp4netns's 10.0.2.2) and nothing else is contacted.
+//!
+//! Needs root (namespaces, veth, nftables) plus `nft`, `ip`, `socat` and bubblewrap (the VPN
+//! test `openvpn` and `openssl`, the unprivileged one `slirp4netns`); skipped otherwise,
+//! unless `CI` is set (then it fails).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -407,28 +412,6 @@ impl Daemon {
             .join("data/volumes")
             .join(self.qid(qube))
             .join("private")
-    }
-}
-
-impl Daemon {
-    /// A running qube's network namespace (its sandbox's pid 1), for the test to act as
-    /// software inside it that has the capabilities sandbox qubes lack.
-    fn netns_of(&self, qube: &str) -> PathBuf {
-        let marker = format!("{}/run/qubes/{qube}/root", self.dir.display());
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.starts_with("bwrap\0") && cmd.contains(&marker) {
-                let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                    .unwrap_or_default();
-                let p1: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
-                return PathBuf::from(format!("/proc/{p1}/ns/net"));
-            }
-        }
-        panic!("{qube} is not running");
     }
 }
 
@@ -1080,102 +1063,246 @@ fn every_valid_rule_makes_a_ruleset_nft_accepts() {
     assert!(listed.contains("meta time <"));
 }
 
+/// Whether `openvpn` and `openssl` are here (Debian packages openvpn, openssl); without,
+/// skip (or fail under CI).
+fn have_openvpn() -> bool {
+    let ok = [("openvpn", "--version"), ("openssl", "version")]
+        .iter()
+        .all(|(p, arg)| {
+            Command::new(p)
+                .arg(arg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        && Path::new("/dev/net/tun").exists();
+    if !ok {
+        let why = "the VPN test needs openvpn, openssl and /dev/net/tun";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    ok
+}
+
+/// A self-signed EC certificate and key for `cn` in `dir` (`cn.crt`, `cn.key`); its SHA-256
+/// fingerprint, as OpenVPN's `--peer-fingerprint` takes it.
+fn self_signed(dir: &Path, cn: &str) -> String {
+    let (crt, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&crt)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    text.trim().split_once('=').unwrap().1.to_owned()
+}
+
+/// The VPN server's address in the fake internet, and the tunnel's two ends.
+const VPN_SERVER: &str = "198.51.100.20";
+const TUN_SERVER: &str = "10.8.0.1";
+const TUN_CLIENT: &str = "10.8.0.2";
+
 #[test]
-fn a_vpn_qube_lets_its_clients_out_only_through_its_tunnel() {
-    if !can_run() {
+fn a_vpn_qube_runs_openvpn_itself_and_its_clients_never_leak() {
+    if !can_run() || !have_openvpn() {
         return;
     }
     let mut net = Internet::new("tunnel");
     net.serve_echo(&format!("{WEB}:80"));
-    let d = Daemon::start("tunnel", &net, None).with_chain();
-    d.ok(&["create", "vpn", "--label", "purple"]);
-    d.ok(&["prefs", "vpn", "provides_network", "True"]);
-    d.ok(&["features", "vpn", "vpn-interface", "tun0"]);
-    d.ok(&["prefs", "work", "netvm", "vpn"]);
-    d.ok(&["start", "work"]);
-    // No tunnel yet: the vpn qube itself is online through eth0, its client is not.
-    assert!(d.reaches("vpn", WEB, 80));
-    assert!(
-        !d.reaches("work", WEB, 80),
-        "work leaked past the vpn qube without a tunnel"
-    );
-    // The tunnel comes up, as VPN software would make it (a point-to-point link to the VPN
-    // server's side, in the internet namespace, and the default route through it). Sandbox
-    // qubes have no CAP_NET_ADMIN, so the test does it from outside.
-    let vpn_ns = d.netns_of("vpn");
-    let ns = vpn_ns.to_str().unwrap();
-    sh(&[
-        "nsenter",
-        &format!("--net={ns}"),
-        "ip",
-        "link",
-        "add",
-        "tun0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "vpnsrv0",
-        "netns",
-        &net.name,
-    ]);
     sh(&[
         "ip",
         "-n",
         &net.name,
         "addr",
         "add",
-        "10.8.0.1/30",
+        &format!("{VPN_SERVER}/32"),
         "dev",
-        "vpnsrv0",
+        "lo",
     ]);
-    sh(&["ip", "-n", &net.name, "link", "set", "vpnsrv0", "up"]);
-    for cmd in [
-        "ip addr add 10.8.0.2/30 dev tun0",
-        "ip link set tun0 up",
-        "ip route replace default via 10.8.0.1 dev tun0",
-    ] {
-        let mut argv = vec!["nsenter".to_owned(), format!("--net={ns}")];
-        argv.extend(cmd.split(' ').map(str::to_owned));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        sh(&argv);
+    let d = Daemon::start("tunnel", &net, None).with_chain();
+    // A real OpenVPN server in the fake internet: TLS, each side pinning the other's
+    // self-signed certificate (OpenVPN 2.6's peer-fingerprint setup), point to point.
+    let keys = d.dir.join("vpn-server");
+    std::fs::create_dir_all(&keys).unwrap();
+    let server_fp = self_signed(&keys, "server");
+    let client_fp = self_signed(&keys, "client");
+    let server_log = keys.join("server.log");
+    let _server = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &net.name, "openvpn"])
+            .args(["--dev", "tun", "--proto", "udp", "--local", VPN_SERVER])
+            .args(["--lport", "1194", "--tls-server", "--dh", "none"])
+            .arg("--cert")
+            .arg(keys.join("server.crt"))
+            .arg("--key")
+            .arg(keys.join("server.key"))
+            .args(["--peer-fingerprint", &client_fp])
+            .args(["--ifconfig", TUN_SERVER, TUN_CLIENT, "--verb", "3"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&server_log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    d.ok(&["create", "vpn", "--label", "purple"]);
+    d.ok(&["prefs", "vpn", "provides_network", "True"]);
+    d.ok(&["features", "vpn", "vpn-interface", "tun0"]);
+    d.ok(&["features", "vpn", "net-admin", "1"]);
+    d.ok(&["prefs", "work", "netvm", "vpn"]);
+    d.ok(&["start", "work"]);
+
+    // What each kind of qube may do. An ordinary app qube: no capabilities, no tun device,
+    // no root.
+    let caps = |q: &str, root: bool| {
+        let mut args = vec!["run", "-p"];
+        if root {
+            args.push("--root");
+        }
+        args.extend([q, "grep -E '^Cap(Eff|Bnd)' /proc/self/status"]);
+        d.ok(&args)
+    };
+    let work_caps = caps("other", false);
+    assert!(
+        work_caps.contains("CapEff:\t0000000000000000"),
+        "{work_caps}"
+    );
+    assert_eq!(
+        d.run("other", "test -e /dev/net/tun || echo none"),
+        "none\n"
+    );
+    // Under a root manager the qube's user is the host's uid 0 for file permissions (no
+    // capabilities though): global sysctls must not be writable for it (kernel.core_pattern
+    // would run code as host root).
+    assert_eq!(
+        d.run(
+            "other",
+            "test -w /proc/sys/kernel/core_pattern && echo writable || echo read-only"
+        ),
+        "read-only\n"
+    );
+    let e = d.fails(&["run", "-p", "--root", "other", "id"]);
+    assert!(e.contains("no net-admin feature"), "{e}");
+    // The VPN qube's user: no capabilities either, and it cannot make a device.
+    let user_caps = caps("vpn", false);
+    assert!(
+        user_caps.contains("CapEff:\t0000000000000000"),
+        "{user_caps}"
+    );
+    assert!(
+        d.run("vpn", "ip tuntap add tun9 mode tun 2>&1; echo exit=$?")
+            .contains("Operation not permitted"),
+        "the VPN qube's user made a tun device"
+    );
+    // Its root: the network capabilities (CAP_NET_BIND_SERVICE, NET_ADMIN, NET_RAW: bits
+    // 10, 12, 13) and nothing else, even in the bounding set; no mounts.
+    let root_caps = caps("vpn", true);
+    assert!(
+        root_caps.contains("CapEff:\t0000000000003400")
+            && root_caps.contains("CapBnd:\t0000000000003400"),
+        "{root_caps}"
+    );
+    let o = d.ctl(&["run", "-p", "--root", "vpn", "mount -t tmpfs x /mnt"]);
+    assert!(!o.status.success(), "the VPN qube's root could mount");
+    // bwrap keeps /proc/sys read-only in every qube: not even the network sysctls of the
+    // qube's own namespace are the root's to change (the manager sets them from outside).
+    let o = d.ctl(&[
+        "run",
+        "-p",
+        "--root",
+        "vpn",
+        "sysctl -w net.ipv4.ip_forward=0",
+    ]);
+    assert!(!o.status.success(), "the VPN qube's root wrote a sysctl");
+
+    // No tunnel yet: the VPN qube is online through eth0, its client is not.
+    assert!(d.reaches("vpn", WEB, 80));
+    assert!(
+        !d.reaches("work", WEB, 80),
+        "work leaked past the vpn qube without a tunnel"
+    );
+
+    // The user's setup (docs/networking.md): the provider's files in the VPN qube, OpenVPN
+    // started as its root.
+    let conf = d.home("vpn").join("vpn");
+    std::fs::create_dir_all(&conf).unwrap();
+    for f in ["client.crt", "client.key"] {
+        std::fs::copy(keys.join(f), conf.join(f)).unwrap();
     }
+    std::fs::write(
+        conf.join("client.conf"),
+        format!(
+            "dev tun0\nproto udp\nremote {VPN_SERVER} 1194\nnobind\ntls-client\n\
+             cert /home/user/vpn/client.crt\nkey /home/user/vpn/client.key\n\
+             peer-fingerprint {server_fp}\n\
+             ifconfig {TUN_CLIENT} {TUN_SERVER}\nredirect-gateway def1\nverb 3\n"
+        ),
+    )
+    .unwrap();
+    let start = "openvpn --config /home/user/vpn/client.conf --daemon \
+                 --writepid /run/openvpn.pid --log /run/openvpn.log";
+    d.ok(&["run", "-p", "--root", "vpn", start]);
+    let t0 = Instant::now();
+    while !d
+        .run("vpn", "cat /run/openvpn.log")
+        .contains("Initialization Sequence Completed")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "openvpn did not connect:\n{}\nserver:\n{}",
+            d.run("vpn", "cat /run/openvpn.log"),
+            std::fs::read_to_string(&server_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let routes = d.run("vpn", "ip route");
+    assert!(routes.contains("dev tun0"), "{routes}");
+
+    // The client's traffic goes through the tunnel: the server sees the tunnel address, not
+    // the VPN qube's, not sys-net's uplink address.
     let out = d.talk("work", WEB, 80);
     assert!(out.contains("hello"), "{out:?}\n{}", d.log());
     assert!(
-        out.contains("peer 10.8.0.2"),
+        out.contains(&format!("peer {TUN_CLIENT}")),
         "not through the tunnel: {out:?}"
     );
-    // The tunnel goes down and the route falls back to eth0 (the leak case): nothing gets out.
-    sh(&[
-        "nsenter",
-        &format!("--net={ns}"),
-        "ip",
-        "link",
-        "del",
-        "tun0",
+
+    // OpenVPN dies (SIGKILL: no clean-up of its own): tun0 and its routes vanish, the
+    // default route is eth0's again — the leak case. The VPN qube still gets out (and could
+    // reconnect); its client gets nowhere.
+    d.ok(&[
+        "run",
+        "-p",
+        "--root",
+        "vpn",
+        "kill -KILL $(cat /run/openvpn.pid)",
     ]);
-    sh(&[
-        "nsenter",
-        &format!("--net={ns}"),
-        "ip",
-        "route",
-        "replace",
-        "default",
-        "via",
-        &format!("10.137.0.{}", d.qid("sys-firewall")),
-        "dev",
-        "eth0",
-        "onlink",
-    ]);
-    assert!(
-        d.reaches("vpn", WEB, 80),
-        "the vpn qube's own way out works"
-    );
+    let t0 = Instant::now();
+    while d
+        .run("vpn", "ip link show tun0 2>/dev/null")
+        .contains("tun0")
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "tun0 stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = d.talk("vpn", WEB, 80);
+    assert!(out.contains("peer 192.0.2.2"), "{out}");
     assert!(
         !d.reaches("work", WEB, 80),
         "work leaked past the vpn qube with its tunnel down"
     );
+
     // Without the feature the same routes would leak; a change reaches the running vpn qube
     // at once.
     d.ok(&["features", "vpn", "vpn-interface", "--delete"]);
@@ -1189,4 +1316,240 @@ fn a_vpn_qube_lets_its_clients_out_only_through_its_tunnel() {
     );
     d.ok(&["features", "vpn", "vpn-interface", "tun0"]);
     assert!(!d.reaches("work", WEB, 80));
+}
+
+/// Whether `slirp4netns` is here (Debian package slirp4netns); without, skip (or fail under
+/// CI).
+fn have_slirp() -> bool {
+    let ok = Command::new("slirp4netns")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let why = "the user-mode uplink test needs slirp4netns";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    ok
+}
+
+/// The uid the unprivileged manager runs as (`nobody`; setpriv needs no passwd entry).
+const USER: u32 = 65534;
+
+impl Daemon {
+    /// A daemon running as [`USER`] with the network chain configured by `config`. It runs in
+    /// a mount namespace of the test's where `/dev/net/tun` is a node of the test's with mode
+    /// 0666 — what Debian's udev rules make of it on a normal host (this machine's is 0600),
+    /// and what slirp4netns, run by the user, needs.
+    fn start_user(tag: &str, config: &serde_json::Value) -> Daemon {
+        let dir = std::env::temp_dir().join(format!(
+            "corral-t-net-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(
+            dir.join("data/network.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+        sh(&[
+            "chown",
+            "-R",
+            &format!("{USER}:{USER}"),
+            dir.to_str().unwrap(),
+        ]);
+        let tun = dir.join("tun");
+        sh(&[
+            "mknod",
+            "-m",
+            "666",
+            tun.to_str().unwrap(),
+            "c",
+            "10",
+            "200",
+        ]);
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(
+                "mount --bind \"$1\" /dev/net/tun && exec setpriv --reuid=\"$2\" --regid=\"$2\" \
+                 --clear-groups -- \"$3\" daemon --data-dir \"$4/data\" --runtime-dir \"$4/run\"",
+            )
+            .arg("sh")
+            .arg(&tun)
+            .arg(USER.to_string())
+            .arg(CTL)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            dir,
+            child: Some(child),
+        };
+        let t0 = Instant::now();
+        while std::os::unix::net::UnixStream::connect(d.dir.join("run/admin.sock")).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "daemon did not start: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        d
+    }
+}
+
+/// Pids of processes of `uid` whose command is `comm`.
+fn pids_of(uid: u32, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if c.trim() == comm && st.lines().any(|l| l.starts_with(&format!("Uid:\t{uid}\t"))) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_unprivileged_manager_gets_user_mode_networking_through_slirp4netns() {
+    if !can_run() || !have_slirp() {
+        return;
+    }
+    // The "internet" is the host's loopback, which slirp4netns shows the qubes as 10.0.2.2
+    // (host_loopback): a server of the test's on 127.0.0.1, nothing else is contacted.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let server = std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            let Ok((mut s, peer)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = writeln!(s, "peer {}", peer.ip());
+            let mut line = String::new();
+            if BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .is_ok()
+            {
+                let _ = s.write_all(line.as_bytes());
+            }
+        }
+    });
+    let d = Daemon::start_user(
+        "user",
+        &serde_json::json!({ "user_uplink": { "qube": "sys-net", "host_loopback": true } }),
+    )
+    .with_chain();
+    let daemon_pid = d.child.as_ref().unwrap().id();
+    let st = std::fs::read_to_string(format!("/proc/{daemon_pid}/status")).unwrap();
+    assert!(
+        st.lines()
+            .any(|l| l == format!("Uid:\t{USER}\t{USER}\t{USER}\t{USER}")),
+        "the manager is not running as {USER}"
+    );
+    // work → sys-firewall → sys-net → slirp4netns → the host's loopback.
+    let out = d.talk("work", "10.0.2.2", port);
+    assert!(out.contains("hello"), "{out:?}\n{}", d.log());
+    assert!(out.contains("peer 127.0.0.1"), "{out}");
+    let ls: serde_json::Value = serde_json::from_str(&d.ok(&["ls", "--json"])).unwrap();
+    for q in ["sys-net", "sys-firewall", "work"] {
+        assert!(
+            ls.as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["name"] == q && i["state"] == "Running"),
+            "{q} is not running: {ls}"
+        );
+    }
+    let addr = d.run("work", "ip -4 -br addr show dev eth0");
+    assert!(
+        addr.contains(&format!("10.137.0.{}/32", d.qid("work"))),
+        "{addr}"
+    );
+    let uplink = d.run(
+        "sys-net",
+        "ip -4 -br addr show dev eth0; ip route show default",
+    );
+    assert!(
+        uplink.contains("10.0.2.100/24") && uplink.contains("default via 10.0.2.2"),
+        "{uplink}"
+    );
+    // The qubes' processes have no capabilities (the shared user namespace is the manager's,
+    // never theirs).
+    let caps = d.run("work", "grep ^CapEff /proc/self/status");
+    assert_eq!(caps, "CapEff:\t0000000000000000\n");
+    // Qubes cannot reach each other: other listens, answers itself, and work gets nowhere.
+    let listener = Command::new(CTL)
+        .env("CORRAL_ADMIN_SOCKET", d.dir.join("run/admin.sock"))
+        .args([
+            "run",
+            "-p",
+            "other",
+            "timeout 20 socat TCP4-LISTEN:9000,fork,reuseaddr EXEC:cat",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut listener = KillOnDrop(listener);
+    let t0 = Instant::now();
+    while !d.reaches("other", "127.0.0.1", 9000) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "listener did not start"
+        );
+    }
+    let other_ip = format!("10.137.0.{}", d.qid("other"));
+    assert!(!d.reaches("work", &other_ip, 9000), "work reached other");
+    let _ = listener.0.kill();
+    // Firewall rules apply as with root: a drop rule for the port cuts work off, not other.
+    d.ok(&[
+        "firewall",
+        "work",
+        "add",
+        "--before",
+        "0",
+        "drop",
+        "proto=tcp",
+        &format!("dstports={port}"),
+    ]);
+    assert!(!d.reaches("work", "10.0.2.2", port));
+    assert!(d.reaches("other", "10.0.2.2", port));
+    // slirp4netns runs as the user, and goes with sys-net.
+    let slirp = pids_of(USER, "slirp4netns");
+    assert_eq!(slirp.len(), 1, "{slirp:?}");
+    d.ok(&["kill", "sys-net"]);
+    let t0 = Instant::now();
+    while Path::new(&format!("/proc/{}", slirp[0])).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "slirp4netns outlived sys-net"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.reaches("other", "10.0.2.2", port));
+    // Started again (with the chain below it), it is online again.
+    d.ok(&["start", "sys-net"]);
+    assert!(d.reaches("other", "10.0.2.2", port));
+    drop(d);
+    assert!(pids_of(USER, "slirp4netns").is_empty());
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
 }

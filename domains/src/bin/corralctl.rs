@@ -139,6 +139,10 @@ enum Command {
         /// Joins the command's stdin, stdout and stderr to corralctl's and exits with its status.
         #[arg(short = 'p', long = "pass-io")]
         pass_io: bool,
+        /// As the qube's root, with CAP_NET_ADMIN (and NET_RAW, NET_BIND_SERVICE) over the
+        /// qube's own namespaces only; the qube needs the `net-admin` feature (VPN qubes).
+        #[arg(long)]
+        root: bool,
         /// Runs in a new disposable (from TEMPLATE, or the default_dispvm) destroyed when the
         /// command exits.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "TEMPLATE")]
@@ -631,8 +635,12 @@ fn run(args: Args) -> Result<u8, Fail> {
         Command::Run {
             pass_io,
             dispvm,
+            root,
             args: rest,
         } => {
+            if *root && dispvm.is_some() {
+                return Err(Fail(2, "run: --root is not for disposables".into()));
+            }
             let (name, dispvm, cmd) = match dispvm {
                 Some(t) => ((!t.is_empty()).then(|| t.clone()), true, rest.clone()),
                 None => {
@@ -659,6 +667,7 @@ fn run(args: Args) -> Result<u8, Fail> {
                 dispvm,
                 argv,
                 pass_io: *pass_io,
+                root: *root,
             };
             let path = socket_path(&args);
             let mut c = Client::connect(&path).map_err(|e| {

@@ -24,11 +24,24 @@ pub struct Chain {
     cut: Mutex<std::collections::BTreeSet<(QubeName, QubeName)>>,
     /// Netvm namespaces (by sandbox pid) whose forwarding is on.
     forwarding: Mutex<std::collections::BTreeSet<(QubeName, i32)>>,
+    /// The running user-mode uplink (`user_uplink`), while its qube runs.
+    user_uplink: Mutex<Option<link::UserUplinkProc>>,
 }
 
 /// The qube feature naming a VPN qube's tunnel interface (`wg0`, `tun0`): its clients' traffic
 /// may leave only through it.
 pub const VPN_FEATURE: &str = "vpn-interface";
+
+/// The qube feature that lets a qube manage its own network (a VPN qube running OpenVPN or
+/// WireGuard itself): at its next start its root gets CAP_NET_ADMIN over the qube's own
+/// namespaces (`corralctl run --root`) and the sandbox backend gives it `/dev/net/tun`.
+pub const NET_ADMIN_FEATURE: &str = "net-admin";
+
+/// Whether a boolean feature's text means on (Qubes writes `1`; a feature absent or any
+/// other text is off, so a typo never grants anything).
+pub fn feature_on(v: Option<&str>) -> bool {
+    matches!(v, Some("1" | "True" | "true" | "yes"))
+}
 
 /// The pid of a running qube's sandbox (its network namespace is `/proc/PID/ns/net`).
 pub type PidOf<'a> = &'a dyn Fn(&QubeName) -> Option<i32>;
@@ -59,6 +72,7 @@ impl Chain {
             lock: Mutex::new(()),
             cut: Mutex::new(std::collections::BTreeSet::new()),
             forwarding: Mutex::new(std::collections::BTreeSet::new()),
+            user_uplink: Mutex::new(None),
         })
     }
 
@@ -137,6 +151,18 @@ impl Chain {
                 errs.push(format!("uplink: {e}"));
             }
         }
+        if let Some(u) = &self.cfg.user_uplink
+            && &u.qube == n
+            && let Some(pid) = pid_of(n)
+        {
+            let mut cur = self.user_uplink.lock().unwrap();
+            // One from before (its namespace is gone) is told to exit first.
+            *cur = None;
+            match link::start_user_uplink(u, &Netns::of_pid(pid)) {
+                Ok(p) => *cur = Some(p),
+                Err(e) => errs.push(format!("uplink: {e}")),
+            }
+        }
         match m.effective_netvm(n) {
             Some(net) => {
                 if pid_of(&net).is_some()
@@ -148,7 +174,7 @@ impl Chain {
             // No netvm (any more: its netvm was set to none while it ran): no link. The
             // uplink qube's eth0 is its uplink, not a client link.
             None => {
-                let is_uplink = self.cfg.uplink.as_ref().is_some_and(|u| &u.qube == n);
+                let is_uplink = self.cfg.uplink_qube() == Some(n);
                 if !is_uplink
                     && let Some(pid) = pid_of(n)
                     && let Err(e) =
@@ -192,6 +218,9 @@ impl Chain {
         {
             link::disconnect_uplink(u, q.qid, &self.cfg.nft);
         }
+        if self.cfg.user_uplink.as_ref().is_some_and(|u| &u.qube == n) {
+            *self.user_uplink.lock().unwrap() = None;
+        }
         self.refresh_locked(m, pid_of, &self.affected(m, n))
     }
 
@@ -229,6 +258,7 @@ impl Chain {
         {
             link::disconnect_uplink(u, q.qid, &self.cfg.nft);
         }
+        *self.user_uplink.lock().unwrap() = None;
     }
 
     /// Applies the ruleset of `n`'s netvm again (after a change of `n`'s rules).
@@ -356,7 +386,7 @@ impl Chain {
                 rules,
             });
         }
-        let is_uplink = self.cfg.uplink.as_ref().is_some_and(|u| &u.qube == router);
+        let is_uplink = self.cfg.uplink_qube() == Some(router);
         RouterSpec {
             uplink_if: "eth0".into(),
             virtual_dns: self.cfg.virtual_dns,

@@ -12,12 +12,39 @@
 //! A qube's namespace is `/proc/PID/ns/net` of its sandbox's pid 1; the qube's namespaces were
 //! made by bwrap inside a user namespace it owns, and the manager (root in the initial user
 //! namespace) has CAP_NET_ADMIN over them. The qube's own processes have no capabilities, so
-//! they cannot change what is set here.
+//! they cannot change what is set here. An unprivileged manager nests all its qubes' user
+//! namespaces in one of its own (see [`set_userns`]); the commands enter that one first, which
+//! gives them CAP_NET_ADMIN over every qube's network namespace and nothing else.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The user namespace the commands enter before the network namespace (unprivileged manager).
+static USERNS: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes every command of this module enter user namespace `path` (a file such as
+/// `/proc/PID/ns/user`) first. Once per process: a process has one manager. Returns false if
+/// another one was set before.
+pub fn set_userns(path: PathBuf) -> bool {
+    *USERNS.get_or_init(|| path.clone()) == path
+}
+
+/// `nsenter` entering the user namespace of [`set_userns`], if any (keeping our uid, which is
+/// 0 there, so the command has every capability in it); the caller adds the rest.
+fn nsenter() -> Command {
+    let mut cmd = Command::new("nsenter");
+    if let Some(u) = USERNS.get() {
+        cmd.arg(format!("--user={}", u.display()))
+            .arg("--preserve-credentials");
+    }
+    cmd
+}
 
 /// A network namespace we can enter, and (for a qube) the pid `ip … netns PID` takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +68,7 @@ pub fn run_in(ns: &Path, argv: &[&str]) -> Result<(), String> {
 }
 
 fn run_in_with_input(ns: &Path, argv: &[&str], input: Option<&str>) -> Result<(), String> {
-    let mut cmd = Command::new("nsenter");
+    let mut cmd = nsenter();
     cmd.arg(format!("--net={}", ns.display()))
         .arg("--")
         .args(argv)
@@ -157,6 +184,10 @@ pub fn connect_client(
         "link set lo up".to_owned(),
         format!("addr add {}/32 dev eth0", client_addr.v4),
         "link set eth0 up".to_owned(),
+        // A host route to the gateway, as Qubes' network scripts add: tools that add routes
+        // "via the gateway" without `onlink` (OpenVPN's redirect-gateway route to its
+        // server) need the gateway to be on a link.
+        format!("route add {}/32 dev eth0 scope link", gw.v4),
         format!("route add default via {} dev eth0 onlink", gw.v4),
     ];
     if let (Some(c6), Some(g6)) = (client_addr.v6, gw.v6) {
@@ -283,5 +314,111 @@ pub fn disconnect_uplink(u: &super::Uplink, qid: u32, nft: &Path) {
         let prog = nft.to_string_lossy();
         let table = name.replace('-', "_");
         let _ = run_in(&u.netns, &[&prog, "delete", "table", "inet", &table]);
+    }
+}
+
+/// A running user-mode uplink (`slirp4netns`). Dropped: it is told to exit (its exit pipe
+/// closes) and waited for; killed if it does not go.
+#[derive(Debug)]
+pub struct UserUplinkProc {
+    child: Child,
+    /// slirp4netns exits when this, the write end of its `--exit-fd` pipe, closes; also when
+    /// the manager dies, so it never outlives it.
+    exit: Option<std::io::PipeWriter>,
+}
+
+impl Drop for UserUplinkProc {
+    fn drop(&mut self) {
+        drop(self.exit.take());
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(2) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// How long slirp4netns may take to attach and configure `eth0`.
+const SLIRP_READY: Duration = Duration::from_secs(10);
+
+/// Gives the uplink qube its `eth0` from `slirp4netns` (user-mode networking): 10.0.2.100/24,
+/// default route via 10.0.2.2, DNS forwarder 10.0.2.3. It runs as the manager's user (inside
+/// the user namespace of [`set_userns`] when there is one, where it is uid 0 and may attach
+/// to the qube's namespace), in a mount namespace of its own with a seccomp filter
+/// (`--enable-sandbox --enable-seccomp`). Returns once `eth0` is configured.
+pub fn start_user_uplink(u: &super::UserUplink, qube: &Netns) -> Result<UserUplinkProc, String> {
+    let (exit_r, exit_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (mut ready_r, ready_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let mut cmd = nsenter();
+    cmd.arg("--").arg(&u.program).args([
+        "--configure",
+        "--mtu=65520",
+        "--enable-sandbox",
+        "--enable-seccomp",
+        "--netns-type=path",
+        "--exit-fd=3",
+        "--ready-fd=4",
+    ]);
+    if !u.host_loopback {
+        cmd.arg("--disable-host-loopback");
+    }
+    cmd.arg(&qube.path).arg("eth0");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let fds = [exit_r.as_raw_fd(), ready_w.as_raw_fd()];
+    // SAFETY: fcntl and dup2 only (async-signal-safe), on fds we own; the two are first moved
+    // above the target range so a dup2 onto 3 cannot clobber the one to become 4.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0i32; 2];
+            for (h, fd) in high.iter_mut().zip(fds) {
+                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if *h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, h) in high.iter().enumerate() {
+                if libc::dup2(*h, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", u.program.display()))?;
+    drop(exit_r);
+    drop(ready_w);
+    let mut proc = UserUplinkProc {
+        child,
+        exit: Some(exit_w),
+    };
+    // It writes "1" once eth0 is up; EOF means it died. Read on a thread so a hung
+    // slirp4netns cannot hold the manager past the timeout (the read ends when it is killed).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        let _ = tx.send(ready_r.read(&mut b).map(|n| n == 1 && b[0] == b'1'));
+    });
+    let fail = |proc: &mut UserUplinkProc, why: String| {
+        let _ = proc.child.kill();
+        Err(format!(
+            "{} for {}: {why}",
+            u.program.display(),
+            qube.path.display()
+        ))
+    };
+    match rx.recv_timeout(SLIRP_READY) {
+        Ok(Ok(true)) => Ok(proc),
+        Ok(Ok(false)) => {
+            let st = proc.child.wait().map(|s| s.to_string()).unwrap_or_default();
+            fail(&mut proc, format!("exited before it was ready ({st})"))
+        }
+        Ok(Err(e)) => fail(&mut proc, format!("reading its ready pipe: {e}")),
+        Err(_) => fail(&mut proc, format!("not ready within {SLIRP_READY:?}")),
     }
 }

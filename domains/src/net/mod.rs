@@ -42,9 +42,13 @@ pub struct NetConfig {
     /// IPv6, off unless configured.
     #[serde(default)]
     pub ipv6: Option<Ipv6Config>,
-    /// sys-net's uplink.
+    /// sys-net's uplink: a veth to a namespace (needs root).
     #[serde(default)]
     pub uplink: Option<Uplink>,
+    /// Or user-mode networking (slirp4netns) as sys-net's uplink: what an unprivileged
+    /// manager can have.
+    #[serde(default)]
+    pub user_uplink: Option<UserUplink>,
     /// The `nft` program (a test may wrap it).
     #[serde(default = "default_nft")]
     pub nft: PathBuf,
@@ -92,6 +96,27 @@ pub struct Uplink {
     pub nat: bool,
 }
 
+/// sys-net's uplink through user-mode networking: `slirp4netns` attached to the uplink qube's
+/// network namespace gives it `eth0` (10.0.2.100/24, gateway 10.0.2.2, DNS forwarder
+/// 10.0.2.3) and turns its traffic into the manager's user's own sockets on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUplink {
+    /// The qube that gets it (normally `sys-net`).
+    pub qube: QubeName,
+    /// The slirp4netns program.
+    #[serde(default = "default_slirp")]
+    pub program: PathBuf,
+    /// Let the qubes reach the host's own loopback (127.0.0.1) as 10.0.2.2. Off by default:
+    /// services listening only on the host's loopback are not for qubes.
+    #[serde(default)]
+    pub host_loopback: bool,
+}
+
+fn default_slirp() -> PathBuf {
+    PathBuf::from("slirp4netns")
+}
+
 fn default_client_net() -> Ipv4Addr {
     Ipv4Addr::new(10, 137, 0, 0)
 }
@@ -117,6 +142,7 @@ impl Default for NetConfig {
             upstream_dns: Vec::new(),
             ipv6: None,
             uplink: None,
+            user_uplink: None,
             nft: default_nft(),
         }
     }
@@ -128,6 +154,14 @@ impl Default for NetConfig {
 pub struct ConfigError(pub String);
 
 impl NetConfig {
+    /// The qube that has the uplink, of either kind.
+    pub fn uplink_qube(&self) -> Option<&QubeName> {
+        self.uplink
+            .as_ref()
+            .map(|u| &u.qube)
+            .or(self.user_uplink.as_ref().map(|u| &u.qube))
+    }
+
     /// Checks what the types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let e = |m: String| Err(ConfigError(m));
@@ -151,6 +185,12 @@ impl NetConfig {
             if rules::Cidr::new(IpAddr::V6(v6.prefix), v6.prefix_len).is_err() {
                 return e(format!("ipv6 prefix {} has host bits set", v6.prefix));
             }
+        }
+        if self.uplink.is_some() && self.user_uplink.is_some() {
+            return e("give uplink or user_uplink, not both".into());
+        }
+        if self.user_uplink.is_some() && self.ipv6.is_some() {
+            return e("ipv6 is not available with user_uplink (slirp4netns) yet".into());
         }
         if let Some(u) = &self.uplink {
             if u.prefix_len == 0 || u.prefix_len > 30 {
@@ -229,5 +269,35 @@ mod tests {
         c.ipv6 = None;
         c.client_net = Ipv4Addr::new(10, 137, 1, 0);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_user_mode_uplink_is_one_or_the_other_and_has_no_ipv6_yet() {
+        let c: NetConfig = serde_json::from_str(r#"{"user_uplink": {"qube": "sys-net"}}"#).unwrap();
+        c.validate().unwrap();
+        let u = c.user_uplink.as_ref().unwrap();
+        assert_eq!(u.program, PathBuf::from("slirp4netns"));
+        assert!(
+            !u.host_loopback,
+            "the host's loopback is closed unless asked for"
+        );
+        assert_eq!(c.uplink_qube().map(QubeName::as_str), Some("sys-net"));
+        let both: NetConfig = serde_json::from_str(
+            r#"{"user_uplink": {"qube": "sys-net"},
+                "uplink": {"qube": "sys-net", "netns": "/proc/1/ns/net",
+                           "outer": "192.0.2.1", "inner": "192.0.2.2", "prefix_len": 30}}"#,
+        )
+        .unwrap();
+        assert!(both.validate().is_err());
+        let v6: NetConfig = serde_json::from_str(
+            r#"{"user_uplink": {"qube": "sys-net"},
+                "ipv6": {"prefix": "2001:db8:c0::", "prefix_len": 64}}"#,
+        )
+        .unwrap();
+        assert!(v6.validate().is_err());
+        assert!(
+            serde_json::from_str::<NetConfig>(r#"{"user_uplink": {"qube": "sys-net", "x": 1}}"#)
+                .is_err()
+        );
     }
 }
