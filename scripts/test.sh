@@ -7,7 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how much disk is left: a full run needs several GB (build artefacts of the
+# workspace, then of each fuzz project).
+step() { printf '\n== %s (disk free: %s)\n' "$*" "$(df -h --output=avail . | tail -n 1 | tr -d ' ')"; }
+
+# On CI (a fresh clone, built once): no incremental caches, which only help rebuilds and would
+# double the target directory.
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
 
 step "format"
 cargo fmt --all -- --check
@@ -19,6 +27,12 @@ cargo clippy -p corral-protocol --features xen --all-targets --locked -- -D warn
 step "tests"
 cargo test --workspace --locked
 cargo test -p corral-protocol --features xen --locked --lib
+
+# On CI the workspace's build artefacts are not needed again: free the disk for the fuzz builds
+# (sanitizer builds of Smithay are large).
+if [ -n "${CI:-}" ]; then
+    cargo clean
+fi
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -41,6 +55,10 @@ for crate in protocol domains compositor; do (
         grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" || true
     done
     rm -f "$log"
+    # Same on CI for each fuzz project's own (sanitizer) build once its targets have run.
+    if [ -n "${CI:-}" ]; then
+        rm -rf fuzz/target
+    fi
 ); done
 echo
 echo "all checks passed"
