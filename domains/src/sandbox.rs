@@ -56,6 +56,32 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("paths we build have no NUL")
 }
 
+/// What every process started for a qube does between fork and exec: default signals
+/// ([`reset_signals`]), `no_new_privs` (no setuid binary in a qube can gain privileges; bwrap
+/// sets it for its own children, processes entered with nsenter need it too), and joining the
+/// qube's cgroup (`procs`: its `cgroup.procs`) so that stopping the qube reaches it.
+///
+/// # Safety
+/// Only async-signal-safe calls (sigprocmask, signal, prctl, open, write, close); to be called
+/// in a `pre_exec` closure, with `procs` built before the fork.
+unsafe fn confine_child(procs: Option<&CString>) -> io::Result<()> {
+    // SAFETY: see the function's contract; `procs` is a valid C string we do not free here.
+    unsafe {
+        reset_signals();
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(p) = procs {
+            let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(fd);
+        }
+    }
+    Ok(())
+}
+
 /// Unblocks every signal and restores the default action of the stop signals, so a qube's
 /// processes do not inherit the manager's signal mask (it blocks SIGTERM/SIGINT to handle them
 /// in one thread) or a shell's ignored SIGINT/SIGQUIT. Called between fork and exec.
@@ -228,19 +254,7 @@ fn spawn_entered(
     // target range so a dup2 onto 3.. cannot clobber one not yet moved.
     unsafe {
         cmd.pre_exec(move || {
-            reset_signals();
-            // No setuid binary in a qube can gain privileges (bwrap sets this for its own
-            // children; processes entered with nsenter need it too).
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if let Some(p) = &procs {
-                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::close(fd);
-            }
+            confine_child(procs.as_ref())?;
             let mut high = [0i32; 16];
             for (i, &fd) in raw.iter().enumerate().take(16) {
                 high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
@@ -694,19 +708,7 @@ impl Backend for SandboxBackend {
         // allocate, lock or touch shared state.
         unsafe {
             cmd.pre_exec(move || {
-                reset_signals();
-                // No setuid binary in a qube can gain privileges (bwrap sets this for its own
-                // children; processes entered with nsenter need it too).
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if let Some(p) = &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    libc::close(fd);
-                }
+                confine_child(procs.as_ref())?;
                 // setns into a user namespace needs a single-threaded caller: a forked child is.
                 if let Some(fd) = holder_fd
                     && libc::setns(fd, libc::CLONE_NEWUSER) != 0
