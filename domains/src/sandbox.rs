@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -221,14 +221,49 @@ fn children(pid: i32) -> Vec<i32> {
 const ROOT_CAPS: &str = "+net_admin,+net_raw,+net_bind_service";
 
 /// `nsenter` arguments entering the sandbox's outer user namespace (keeping our uid: 0 there),
-/// then the qube's mount, pid, ipc, uts and network namespaces, its root and working directory.
+/// then the qube's namespaces ([`enter_qube_namespaces`]). For the qube's user only: it goes on
+/// into bwrap's inner user namespace, where it has no capabilities.
 fn enter_outer(cmd: &mut Command, r: &Running) {
     cmd.arg(format!("--target={}", r.outer_pid));
     cmd.args(["--user", "--preserve-credentials", "--", "nsenter"]);
+    enter_qube_namespaces(cmd, r);
+}
+
+/// `nsenter` arguments entering the qube's mount, pid, ipc, uts and network namespaces, its root
+/// and working directory. The caller is already in the user namespace that owns them (see
+/// [`owner_of_qube_namespaces`]).
+fn enter_qube_namespaces(cmd: &mut Command, r: &Running) {
     cmd.arg(format!("--target={}", r.init_pid));
     cmd.args([
         "--mount", "--pid", "--ipc", "--uts", "--net", "--root", "--wd",
     ]);
+}
+
+/// The user namespace that owns the qube's network namespace (and its mount, pid, ipc and uts
+/// ones: bwrap makes them together), as an fd (`NS_GET_USERNS`).
+///
+/// Why this one and not the sandbox's outer user namespace: bwrap makes the namespace that owns
+/// the qube's namespaces as uid 0 of the outer one, and a process of a parent user namespace
+/// whose uid owns a child has *every* capability in that child, whatever its own sets say. The
+/// qube's root must be inside the owning namespace, where only its effective set counts.
+fn owner_of_qube_namespaces(r: &Running) -> Result<OwnedFd, BackendError> {
+    let path = PathBuf::from(format!("/proc/{}/ns/net", r.init_pid));
+    userns_owning(&path).map_err(io_err(format!("{}: its user namespace", path.display())))
+}
+
+/// The user namespace that owns the namespace file `ns` (`NS_GET_USERNS`), as a close-on-exec
+/// fd, for `setns` between fork and exec.
+pub(crate) fn userns_owning(ns: &Path) -> io::Result<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1), linux/nsfs.h
+    let file = fs::File::open(ns)?;
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new fd (close-on-exec) or -1; the
+    // fd we pass is open for the call's duration.
+    let fd = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_USERNS as _) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Spawns an `nsenter` command built for a qube: no_new_privs, default signals, joined to the
@@ -240,6 +275,7 @@ fn spawn_entered(
     argv: &[String],
     stdio: Stdio3,
     extra_fds: Vec<OwnedFd>,
+    join_userns: Option<OwnedFd>,
 ) -> Result<Child, BackendError> {
     cmd.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from));
     cmd.stdout(stdio.stdout.map_or_else(Stdio::null, Stdio::from));
@@ -249,12 +285,21 @@ fn spawn_entered(
     }
     let procs = r.cgroup.as_ref().map(|cg| cstr(&cg.join("cgroup.procs")));
     let raw: Vec<i32> = extra_fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let userns = join_userns.as_ref().map(AsRawFd::as_raw_fd);
     // SAFETY: only async-signal-safe calls (sigprocmask, signal, prctl, open, write, close,
-    // fcntl, dup2) on data prepared before the fork. The extra fds are first moved above the
-    // target range so a dup2 onto 3.. cannot clobber one not yet moved.
+    // setns, fcntl, dup2) on data prepared before the fork (the userns fd outlives the spawn).
+    // The extra fds are first moved above the target range so a dup2 onto 3.. cannot clobber
+    // one not yet moved.
     unsafe {
         cmd.pre_exec(move || {
             confine_child(procs.as_ref())?;
+            // After joining the cgroup (a host path); a forked child is single-threaded, as
+            // setns into a user namespace requires.
+            if let Some(fd) = userns
+                && libc::setns(fd, libc::CLONE_NEWUSER) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
             let mut high = [0i32; 16];
             for (i, &fd) in raw.iter().enumerate().take(16) {
                 high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
@@ -274,6 +319,7 @@ fn spawn_entered(
         .spawn()
         .map_err(io_err(format!("{name}: running {}", argv[0])))?;
     drop(extra_fds);
+    drop(join_userns);
     Ok(child)
 }
 
@@ -296,6 +342,10 @@ impl Holder {
     fn new() -> Result<Holder, BackendError> {
         let mut child = Command::new("unshare")
             .args(["--user", "--map-root-user", "--", "cat"])
+            // Its own process group: a Ctrl-C or hangup meant for the manager (which shuts
+            // down cleanly) must not kill it under the running qubes. It still ends with us:
+            // its stdin is our pipe.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -951,16 +1001,17 @@ impl Backend for SandboxBackend {
         }
         cmd.args(["--", "env", "-C", "/home/user"]);
         cmd.args(argv);
-        spawn_entered(cmd, name, &r, argv, stdio, extra_fds)
+        spawn_entered(cmd, name, &r, argv, stdio, extra_fds, None)
     }
 
-    /// The qube's root: uid 0 of the qube's outer user namespace (mapped to the manager's
-    /// uid), in the qube's mount, pid, ipc, uts and network namespaces but not bwrap's inner
-    /// user namespace. Entering a user namespace gives every capability in it and the
-    /// namespaces it owns (never in the initial ones); `setpriv` then keeps only the network
-    /// ones in the bounding set, so the command (and all it runs, with no_new_privs) can
-    /// configure the qube's network and nothing else: no mounts, no ptrace of the qube's user,
-    /// no file-permission overrides.
+    /// The qube's root: uid 0 of the user namespace that owns the qube's namespaces (mapped to
+    /// the manager's uid), in the qube's mount, pid, ipc, uts and network namespaces but not
+    /// bwrap's inner user namespace. Entering a user namespace gives every capability in it
+    /// and the namespaces it owns (never in the initial ones); `setpriv` then keeps only the
+    /// network ones in the bounding set, so the command (and all it runs, with no_new_privs)
+    /// can configure the qube's network and nothing else: no mounts or remounts, no sysctls,
+    /// no file-permission overrides. (It owns bwrap's inner user namespace, so it may signal
+    /// and trace the qube's user's processes, as root in a Qubes VM can.)
     fn exec_root(
         &self,
         name: &QubeName,
@@ -986,7 +1037,10 @@ impl Backend for SandboxBackend {
             .env("HOME", "/root")
             .env("USER", "root")
             .env("LANG", "C.UTF-8");
-        enter_outer(&mut cmd, &r);
+        // Into the user namespace that owns the qube's namespaces (full capabilities there
+        // until setpriv keeps only the network ones), then into those namespaces.
+        let owner = owner_of_qube_namespaces(&r)?;
+        enter_qube_namespaces(&mut cmd, &r);
         cmd.args([
             "--",
             "setpriv",
@@ -997,7 +1051,7 @@ impl Backend for SandboxBackend {
             "/",
         ]);
         cmd.args(argv);
-        spawn_entered(cmd, name, &r, argv, stdio, Vec::new())
+        spawn_entered(cmd, name, &r, argv, stdio, Vec::new(), Some(owner))
     }
 
     fn stop_all(&self) {

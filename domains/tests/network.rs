@@ -1215,6 +1215,24 @@ fn a_vpn_qube_runs_openvpn_itself_and_its_clients_never_leak() {
     );
     let o = d.ctl(&["run", "-p", "--root", "vpn", "mount -t tmpfs x /mnt"]);
     assert!(!o.status.success(), "the VPN qube's root could mount");
+    // Nor undo or loosen the sandbox's own mounts: the read-only /proc/sys and the read-only
+    // host /usr. (Run from the parent of the user namespace that owns the qube's namespaces,
+    // as a first version did, the root had every capability there and both worked.)
+    for (what, cmd) in [
+        ("unmounted /proc/sys", "umount /proc/sys"),
+        ("remounted /usr read-write", "mount -o remount,bind,rw /usr"),
+        ("remounted / read-write", "mount -o remount,bind,rw /"),
+    ] {
+        let o = d.ctl(&["run", "-p", "--root", "vpn", cmd]);
+        assert!(!o.status.success(), "the VPN qube's root {what}");
+    }
+    assert_eq!(
+        d.run(
+            "vpn",
+            "test -w /proc/sys/kernel/core_pattern && echo writable || echo read-only"
+        ),
+        "read-only\n"
+    );
     // bwrap keeps /proc/sys read-only in every qube: not even the network sysctls of the
     // qube's own namespace are the root's to change (the manager sets them from outside).
     let o = d.ctl(&[

@@ -19,6 +19,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -346,15 +347,21 @@ impl Drop for UserUplinkProc {
 const SLIRP_READY: Duration = Duration::from_secs(10);
 
 /// Gives the uplink qube its `eth0` from `slirp4netns` (user-mode networking): 10.0.2.100/24,
-/// default route via 10.0.2.2, DNS forwarder 10.0.2.3. It runs as the manager's user (inside
-/// the user namespace of [`set_userns`] when there is one, where it is uid 0 and may attach
-/// to the qube's namespace), in a mount namespace of its own with a seccomp filter
+/// default route via 10.0.2.2, DNS forwarder 10.0.2.3. It runs as the manager's user inside
+/// the user namespace that owns the qube's namespaces (uid 0 there: it may attach to the
+/// qube's network namespace, and has no capability over any other qube's), in a mount
+/// namespace of its own with a seccomp filter
 /// (`--enable-sandbox --enable-seccomp`). Returns once `eth0` is configured.
 pub fn start_user_uplink(u: &super::UserUplink, qube: &Netns) -> Result<UserUplinkProc, String> {
     let (exit_r, exit_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let (mut ready_r, ready_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-    let mut cmd = nsenter();
-    cmd.arg("--").arg(&u.program).args([
+    // In the user namespace that owns the uplink qube's namespaces, not the manager's shared
+    // one (unprivileged) or the initial one: whatever a bug in slirp4netns lets traffic do,
+    // it has capabilities over that one qube only.
+    let owner = crate::sandbox::userns_owning(&qube.path)
+        .map_err(|e| format!("{}: its user namespace: {e}", qube.path.display()))?;
+    let mut cmd = Command::new(&u.program);
+    cmd.args([
         "--configure",
         "--mtu=65520",
         "--enable-sandbox",
@@ -369,10 +376,25 @@ pub fn start_user_uplink(u: &super::UserUplink, qube: &Netns) -> Result<UserUpli
     cmd.arg(&qube.path).arg("eth0");
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let fds = [exit_r.as_raw_fd(), ready_w.as_raw_fd()];
-    // SAFETY: fcntl and dup2 only (async-signal-safe), on fds we own; the two are first moved
-    // above the target range so a dup2 onto 3 cannot clobber the one to become 4.
+    // A root manager's ordinary qube has its namespaces in the initial user namespace, ours:
+    // setns into one's own user namespace is an error (EINVAL), and nothing is to be joined.
+    let ours = std::fs::metadata("/proc/self/ns/user").map(|m| (m.dev(), m.ino()));
+    let theirs = rustix::fs::fstat(&owner).map(|st| (st.st_dev, st.st_ino));
+    let userns = match (ours, theirs) {
+        (Ok(a), Ok(b)) if a == b => None,
+        _ => Some(owner.as_raw_fd()),
+    };
+    // SAFETY: setns, fcntl and dup2 only (async-signal-safe), on fds we own and that outlive
+    // the spawn; the two pipe ends are first moved above the target range so a dup2 onto 3
+    // cannot clobber the one to become 4. A forked child is single-threaded, as setns into a
+    // user namespace requires.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(fd) = userns
+                && libc::setns(fd, libc::CLONE_NEWUSER) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             let mut high = [0i32; 2];
             for (h, fd) in high.iter_mut().zip(fds) {
                 *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
@@ -393,6 +415,7 @@ pub fn start_user_uplink(u: &super::UserUplink, qube: &Netns) -> Result<UserUpli
         .map_err(|e| format!("{}: {e}", u.program.display()))?;
     drop(exit_r);
     drop(ready_w);
+    drop(owner);
     let mut proc = UserUplinkProc {
         child,
         exit: Some(exit_w),
