@@ -165,7 +165,8 @@ impl Notifications {
             t.id = fresh;
             t.headline = summary.as_str().to_owned();
             t.detail = body.as_str().to_owned();
-            t.expires = expires;
+            // The first showing's expiry stays: replacing a notification (progress updates)
+            // never keeps it up longer.
             t.source = source;
             return QubeToastOutcome::Replaced;
         }
@@ -217,6 +218,14 @@ impl Notifications {
             }
             None => false,
         }
+    }
+
+    /// A connection ended: its toasts go at once (a qube cut off for breaking the protocol
+    /// keeps nothing it wrote on screen), and nothing is queued for it.
+    pub fn forget_conn(&mut self, conn: ConnId) {
+        self.toasts.retain(|t| t.qube_conn() != Some(conn));
+        self.closed.retain(|(c, _, _)| *c != conn);
+        self.flood_quiet_until.remove(&conn);
     }
 
     /// Qube notifications that went since the last call, for `notification_closed`.
@@ -443,6 +452,27 @@ mod tests {
                 (3, nid(2), CloseReason::Expired)
             ]
         );
+    }
+
+    #[test]
+    fn replacing_never_extends_a_toast_and_an_ended_connection_leaves_nothing() {
+        let mut n = Notifications::default();
+        let now = Instant::now();
+        qube(&mut n, 5, 1, now);
+        // Re-sent just before it would go: it still goes when the first one would have.
+        let late = now + TOAST_TIME - Duration::from_millis(1);
+        assert_eq!(qube(&mut n, 5, 1, late), QubeToastOutcome::Replaced);
+        assert!(n.expire(now + TOAST_TIME));
+        assert!(n.toasts().is_empty());
+        // A connection cut off while its toasts show: they go, and no notice is queued for it.
+        qube(&mut n, 6, 1, now);
+        qube(&mut n, 6, 2, now);
+        qube(&mut n, 7, 1, now);
+        let _ = n.take_closed();
+        n.forget_conn(6);
+        assert_eq!(n.toasts().len(), 1);
+        assert_eq!(n.toasts()[0].qube_conn(), Some(7));
+        assert!(n.take_closed().is_empty());
     }
 
     #[test]

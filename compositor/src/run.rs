@@ -260,9 +260,10 @@ fn tick(state: &mut State) {
     let now = Instant::now();
     if state.notifications.expire(now) {
         state.queue_redraw();
-        // Expired qube notifications: their agents are told (notification_closed).
-        state.send_notification_closes();
     }
+    // Qube notifications that went (expired, or pushed out by a system toast): their agents
+    // are told (notification_closed). Nothing to do when none went.
+    state.send_notification_closes();
     if state.attention_pending() && state.pulse_on() != state.drawn_pulse {
         // The pulse changed phase.
         state.queue_redraw();

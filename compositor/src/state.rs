@@ -387,6 +387,7 @@ impl State {
         let Some(mut conn) = self.qubes.conns.remove(&id) else {
             return;
         };
+        self.notifications.forget_conn(id);
         let (violation, reason) = crate::qubes::describe_end(&error);
         let name = conn.identity.name.to_string();
         if violation {
