@@ -53,7 +53,19 @@ pub struct Corral {
 }
 
 impl Drop for Corral {
+    /// SIGTERM first: the compositor stops cleanly, and its embedded domain manager stops the
+    /// qubes it started (a SIGKILL would leave their sandboxes running, orphaned). SIGKILL
+    /// after 5 s.
     fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
