@@ -211,6 +211,9 @@ struct Server {
     conn: LocalConnection,
     events: SyncSender<Event>,
     next_id: u32,
+    /// A notification the agent's queue had no room for: its app is told it closed, right
+    /// after the reply that gave it its id (at most one per call, drained after each).
+    dropped: Option<NotificationId>,
 }
 
 impl Server {
@@ -287,9 +290,12 @@ impl Server {
         msg.method_return().append1(id.get())
     }
 
-    fn forward(&self, event: Event) {
-        if self.events.try_send(event).is_err() {
+    fn forward(&mut self, event: Event) {
+        if let Err(e) = self.events.try_send(event) {
             debug!("notification dropped: the agent's queue is full");
+            if let mpsc::TrySendError::Full(Event::Notify { id, .. }) = e {
+                self.dropped = Some(id);
+            }
         }
     }
 
@@ -352,6 +358,7 @@ fn serve(
         conn,
         events,
         next_id: 0,
+        dropped: None,
     };
     loop {
         match server.conn.channel().blocking_pop_message(POLL) {
@@ -360,6 +367,11 @@ fn serve(
                     && let Some(reply) = server.answer(&msg)
                 {
                     let _ = server.conn.channel().send(reply);
+                    // After the reply, so the app knows the id the signal names (an app
+                    // waiting for its notification to close must not wait forever).
+                    if let Some(id) = server.dropped.take() {
+                        server.closed(id, CloseReason::Undefined);
+                    }
                 }
             }
             Ok(None) => {}
