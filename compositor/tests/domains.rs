@@ -412,12 +412,17 @@ fn autostart_qubes_start_with_the_session_and_stop_with_it() {
     }
     let s = Session::start("domains-autostart-2", &data.0).expect("ran once already");
     // The one that failed says so on the desktop, not only in the journal.
-    s.corral.wait_for("a toast about broken's autostart", || {
+    let toast = s.corral.wait_for("a toast about broken's autostart", || {
         s.corral
             .notifications()
             .into_iter()
             .find(|n| n.headline.contains("[broken]: autostart failed"))
     });
+    assert!(
+        toast.detail.contains("root volume") && toast.detail.contains("is missing"),
+        "the reason names what is missing: {}",
+        toast.detail
+    );
     // Nobody asked: the qube starts with the session and its agent's channel is registered.
     s.corral.wait_for("work's agent to connect", || {
         s.corral.qubes().into_iter().find(|q| q.name == "work")

@@ -623,6 +623,14 @@ impl Backend for SandboxBackend {
         let (root_path, root_tree) = match &spec.root {
             VolumeSpec::Persistent(p) => (p.clone(), p.clone()),
             VolumeSpec::Volatile { lower } => {
+                // Said here, by name: otherwise the overlay mount fails in the child and the
+                // spawn reports only "No such file or directory".
+                if !lower.is_dir() {
+                    return Err(BackendError::Failed(format!(
+                        "{name}: its template's root volume {} is missing",
+                        lower.display()
+                    )));
+                }
                 overlays.push((
                     cstr(&dir.join("root")),
                     overlay(lower, &dir.join("upper"), &dir.join("work")),
