@@ -95,6 +95,16 @@ impl Backend {
 
 impl State {
     /// Draws every output if something changed; sends `frame_done` for the commits shown.
+    /// Whether every monitor now shows a frame drawn while locked. Headless and nested frames
+    /// are shown when drawn; on udev a frame is on the monitor at its page flip (and a
+    /// session switched away from shows nothing).
+    pub fn locked_frame_on_every_output(&self) -> bool {
+        match &self.backend {
+            Backend::Headless(_) | Backend::Winit(_) => true,
+            Backend::Udev(u) => u.locked_frame_on_every_output(),
+        }
+    }
+
     pub fn render(&mut self) {
         let started = std::time::Instant::now();
         let result = match &self.backend {

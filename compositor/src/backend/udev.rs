@@ -132,6 +132,10 @@ struct Surface {
     flip_pending: bool,
     /// Something changed while a flip was pending: draw again at the vblank.
     dirty: bool,
+    /// The frame whose flip is pending was drawn while locked.
+    pending_locked: bool,
+    /// The frame on the monitor (the last flipped) was drawn while locked.
+    shows_locked: bool,
 }
 
 /// One GPU (a DRM primary node).
@@ -208,6 +212,17 @@ impl std::fmt::Debug for Udev {
 }
 
 impl Udev {
+    /// Every lit monitor shows a frame drawn while locked (trivially so while the session is
+    /// switched away: nothing of ours is on screen).
+    pub fn locked_frame_on_every_output(&self) -> bool {
+        !self.active
+            || self
+                .gpus
+                .values()
+                .flat_map(|g| g.surfaces.values())
+                .all(|s| s.shows_locked)
+    }
+
     /// Takes the seat, opens every GPU and input device on it and lights the monitors. Fails,
     /// saying what is missing, without a seat (neither logind nor seatd) or without a GPU.
     pub fn new(
@@ -600,6 +615,8 @@ impl Udev {
                 output,
                 flip_pending: false,
                 dirty: false,
+                pending_locked: false,
+                shows_locked: false,
             },
         );
         Ok(())
@@ -858,6 +875,7 @@ where
             .queue_frame(())
             .map_err(|e| anyhow::anyhow!("queueing a page flip on {}: {e}", surface.name))?;
         surface.flip_pending = true;
+        surface.pending_locked = frame.lock.is_some();
     }
     Ok(())
 }
@@ -994,6 +1012,7 @@ impl State {
             tracing::warn!("page flip on {}: {e}", surface.name);
         }
         surface.flip_pending = false;
+        surface.shows_locked = surface.pending_locked;
         if std::mem::take(&mut surface.dirty) {
             self.queue_redraw();
         }

@@ -14,7 +14,7 @@
 //! else works as before. `--no-logind` does not start it.
 
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dbus::blocking::Connection;
 use dbus::message::MatchRule;
@@ -129,18 +129,46 @@ fn serve(tx: &Sender<LogindEvent>) -> Result<(), dbus::Error> {
     }
 }
 
+/// How long a suspend may wait for the locked frame to reach every monitor (logind's own
+/// limit for delay inhibitors, InhibitDelayMaxSec, is 5 s by default).
+const SLEEP_LOCK_WAIT: Duration = Duration::from_millis(1500);
+
 impl State {
+    /// Lets a pending suspend go on (closes the sleep inhibitor) once the locked frame is on
+    /// every monitor, or when [`SLEEP_LOCK_WAIT`] is over.
+    pub(crate) fn sleep_release_tick(&mut self) {
+        let Some(deadline) = self.lock.sleep_release_deadline else {
+            return;
+        };
+        let shown = self.locked_frame_on_every_output();
+        if !shown && Instant::now() < deadline {
+            return;
+        }
+        self.lock.sleep_release_deadline = None;
+        self.lock.sleep_inhibitor = None;
+        if shown {
+            tracing::info!("locked before sleep; released the sleep inhibitor");
+        } else {
+            tracing::warn!(
+                "the locked frame did not reach every monitor in time; released the sleep \
+                 inhibitor anyway"
+            );
+        }
+    }
+
     fn logind_event(&mut self, event: LogindEvent) {
         match event {
             LogindEvent::Inhibitor(fd) => self.lock.sleep_inhibitor = Some(fd),
             LogindEvent::PrepareForSleep(true) => {
                 self.lock(LockReason::Suspend);
-                // Draw the locked frame now, then let the suspend go on.
+                // Draw the locked frame now; the suspend goes on once it is on every monitor
+                // (on udev: at the page flip that shows it), so nothing unlocked can be on a
+                // screen at resume. At most SLEEP_LOCK_WAIT: logind would go on anyway.
                 self.render();
-                self.lock.sleep_inhibitor = None;
-                tracing::info!("locked before sleep; released the sleep inhibitor");
+                self.lock.sleep_release_deadline = Some(Instant::now() + SLEEP_LOCK_WAIT);
+                self.sleep_release_tick();
             }
-            LogindEvent::PrepareForSleep(false) => {}
+            LogindEvent::PrepareForSleep(false) => self.lock.sleep_release_deadline = None,
             LogindEvent::Lock => self.lock(LockReason::Logind),
         }
     }

@@ -164,6 +164,9 @@ pub struct Lock {
     last_activity: Instant,
     /// logind's delay inhibitor for sleep ([`logind`]): closed once locked before a suspend.
     pub(crate) sleep_inhibitor: Option<std::os::fd::OwnedFd>,
+    /// A suspend waits for the locked frame to be on every monitor, at most until this time
+    /// (see [`logind`]).
+    pub(crate) sleep_release_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Lock {
@@ -198,6 +201,7 @@ impl Lock {
             unlock_request: None,
             last_activity: Instant::now(),
             sleep_inhibitor: None,
+            sleep_release_deadline: None,
         }
     }
 
@@ -211,10 +215,15 @@ impl Lock {
 
     /// When the idle lock is due, if it is armed.
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.locked {
-            return None;
+        let idle = if self.locked {
+            None
+        } else {
+            self.config.idle_timeout.map(|t| self.last_activity + t)
+        };
+        match (idle, self.sleep_release_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.config.idle_timeout.map(|t| self.last_activity + t)
     }
 
     /// Input happened (device or injected).
@@ -670,7 +679,9 @@ impl State {
 
     /// Called from the loop between events: the idle lock.
     pub fn lock_tick(&mut self) {
-        if let Some(due) = self.lock.next_deadline()
+        self.sleep_release_tick();
+        if !self.lock.locked
+            && let Some(due) = self.lock.next_deadline()
             && Instant::now() >= due
         {
             self.lock(LockReason::Idle);
