@@ -84,32 +84,13 @@ impl Session {
         Some(s)
     }
 
-    /// The compositor's XDG_RUNTIME_DIR.
-    fn runtime(&self) -> PathBuf {
-        self.corral.dir.0.join("runtime")
-    }
-
     /// `corralctl ARGS` with no socket flag: it finds the admin socket under XDG_RUNTIME_DIR.
     fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(beside_corral("corralctl"))
-            .env("XDG_RUNTIME_DIR", self.runtime())
-            .env_remove("CORRAL_ADMIN_SOCKET")
-            .env_remove("CORRAL_RUNTIME_DIR")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.corral.try_ctl(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "corralctl {args:?} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        self.corral.ctl(args)
     }
 
     /// `corral msg windows --json`, through the real CLI.
@@ -140,36 +121,7 @@ impl Session {
 
     /// A `host` template (the host's /usr, read-only) and an AppVM on it.
     fn host_and(&self, name: &str, label: &str) {
-        self.ok(&[
-            "create",
-            "host",
-            "--class",
-            "templatevm",
-            "--label",
-            "black",
-        ]);
-        self.ok(&[
-            "create",
-            name,
-            "--class",
-            "appvm",
-            "--template",
-            "host",
-            "--label",
-            label,
-        ]);
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let pid = self.corral.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.corral.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Corral's own drop kills it if it is still there.
+        self.corral.create_host_and(name, label);
     }
 }
 

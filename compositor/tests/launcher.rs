@@ -63,15 +63,7 @@ fn the_launcher_finds_an_app_and_starts_it_in_its_stopped_qube_framed() {
         &["--domains", "--domains-data", &data_arg],
     );
     corral.wait_admin_socket();
-    corral.ctl(&[
-        "create",
-        "host",
-        "--class",
-        "templatevm",
-        "--label",
-        "black",
-    ]);
-    corral.ctl(&["create", "work", "--template", "host", "--label", "blue"]);
+    corral.create_host_and("work", "blue");
 
     // A qube window has the keyboard.
     let personal = corral.wait_window("personal");

@@ -61,7 +61,8 @@ fn missing() -> Option<String> {
     None
 }
 
-/// A headless `corral --domains` with its own data; SIGTERM on drop, so qubes stop cleanly.
+/// A headless `corral --domains` with its own data (SIGTERM on drop, so qubes stop cleanly:
+/// `Corral`'s drop).
 struct Session {
     corral: Corral,
     _data: TempDir,
@@ -101,25 +102,11 @@ impl Session {
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(beside_corral("corralctl"))
-            .env("XDG_RUNTIME_DIR", self.corral.dir.0.join("runtime"))
-            .env_remove("CORRAL_ADMIN_SOCKET")
-            .env_remove("CORRAL_RUNTIME_DIR")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.corral.try_ctl(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "corralctl {args:?} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        self.corral.ctl(args)
     }
 
     fn appvm(&self, name: &str, label: &str) {
@@ -159,17 +146,6 @@ impl Session {
         self.corral.wait_for(what, || {
             self.corral.notifications().into_iter().find(|n| f(n))
         })
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let pid = self.corral.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.corral.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

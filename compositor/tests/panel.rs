@@ -144,15 +144,7 @@ fn a_qubes_chip_menu_pauses_unpauses_and_shuts_it_down() {
         &["--domains", "--domains-data", &data_arg],
     );
     corral.wait_admin_socket();
-    corral.ctl(&[
-        "create",
-        "host",
-        "--class",
-        "templatevm",
-        "--label",
-        "black",
-    ]);
-    corral.ctl(&["create", "work", "--template", "host", "--label", "blue"]);
+    corral.create_host_and("work", "blue");
     corral.ctl(&["start", "work"]);
     // The running qube's chip (it has no window: the panel asks the manager).
     let chip = corral.wait_for("work's chip", || {

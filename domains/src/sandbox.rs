@@ -266,6 +266,30 @@ pub(crate) fn userns_owning(ns: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The `nsenter` command that runs `argv` in a running qube as `user` (home `home`), with a
+/// clean environment; refused while the qube is paused or without a command.
+fn nsenter_for(
+    name: &QubeName,
+    r: &Running,
+    argv: &[String],
+    user: &str,
+    home: &str,
+) -> Result<Command, BackendError> {
+    if *r.paused.lock().unwrap() {
+        return Err(BackendError::Paused(name.to_string()));
+    }
+    if argv.is_empty() {
+        return Err(BackendError::Failed("no command given".into()));
+    }
+    let mut cmd = Command::new("nsenter");
+    cmd.env_clear()
+        .env("PATH", PATH)
+        .env("HOME", home)
+        .env("USER", user)
+        .env("LANG", "C.UTF-8");
+    Ok(cmd)
+}
+
 /// Spawns an `nsenter` command built for a qube: no_new_privs, default signals, joined to the
 /// qube's cgroup, `extra_fds` as fds 3, 4, ….
 fn spawn_entered(
@@ -971,18 +995,7 @@ impl Backend for SandboxBackend {
         extra_fds: Vec<OwnedFd>,
     ) -> Result<Child, BackendError> {
         let r = self.get(name)?;
-        if *r.paused.lock().unwrap() {
-            return Err(BackendError::Paused(name.to_string()));
-        }
-        if argv.is_empty() {
-            return Err(BackendError::Failed("no command given".into()));
-        }
-        let mut cmd = Command::new("nsenter");
-        cmd.env_clear()
-            .env("PATH", PATH)
-            .env("HOME", "/home/user")
-            .env("USER", "user")
-            .env("LANG", "C.UTF-8");
+        let mut cmd = nsenter_for(name, &r, argv, "user", "/home/user")?;
         if !r.own_userns {
             cmd.arg(format!("--target={}", r.init_pid));
             cmd.args([
@@ -1033,18 +1046,7 @@ impl Backend for SandboxBackend {
                  capabilities to give (set the feature and restart it)"
             )));
         }
-        if *r.paused.lock().unwrap() {
-            return Err(BackendError::Paused(name.to_string()));
-        }
-        if argv.is_empty() {
-            return Err(BackendError::Failed("no command given".into()));
-        }
-        let mut cmd = Command::new("nsenter");
-        cmd.env_clear()
-            .env("PATH", PATH)
-            .env("HOME", "/root")
-            .env("USER", "root")
-            .env("LANG", "C.UTF-8");
+        let mut cmd = nsenter_for(name, &r, argv, "root", "/root")?;
         // Into the user namespace that owns the qube's namespaces (full capabilities there
         // until setpriv keeps only the network ones), then into those namespaces.
         let owner = owner_of_qube_namespaces(&r)?;

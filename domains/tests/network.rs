@@ -302,6 +302,41 @@ impl Daemon {
         d
     }
 
+    /// `corralctl ARGS` running in the background (stdout piped when asked), killed on drop.
+    fn spawn_ctl(&self, args: &[&str], stdout: Stdio) -> KillOnDrop {
+        KillOnDrop(
+            Command::new(CTL)
+                .env("CORRAL_ADMIN_SOCKET", self.dir.join("run/admin.sock"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// An echo server on `port` in `qube` (for 20 s at most), once it answers the qube itself.
+    fn listen_echo(&self, qube: &str, port: u16) -> KillOnDrop {
+        let listener = self.spawn_ctl(
+            &[
+                "run",
+                "-p",
+                qube,
+                &format!("timeout 20 socat TCP4-LISTEN:{port},fork,reuseaddr EXEC:cat"),
+            ],
+            Stdio::null(),
+        );
+        let t0 = Instant::now();
+        while !self.reaches(qube, "127.0.0.1", port) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "listener did not start"
+            );
+        }
+        listener
+    }
+
     fn ctl(&self, args: &[&str]) -> Output {
         Command::new(CTL)
             .env("CORRAL_ADMIN_SOCKET", self.dir.join("run/admin.sock"))
@@ -496,28 +531,8 @@ fn an_app_qube_reaches_the_internet_through_the_chain_and_never_its_neighbour() 
 
     // A neighbour on the same netvm cannot be reached, although it listens.
     let other_qid: u32 = d.qid("other").parse().unwrap();
-    let listener = Command::new(CTL)
-        .env("CORRAL_ADMIN_SOCKET", d.dir.join("run/admin.sock"))
-        .args([
-            "run",
-            "-p",
-            "other",
-            "timeout 20 socat TCP4-LISTEN:9000,fork,reuseaddr EXEC:cat",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut listener = KillOnDrop(listener);
     // It is listening: it answers itself.
-    let t0 = Instant::now();
-    while !d.reaches("other", "127.0.0.1", 9000) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "listener did not start"
-        );
-    }
+    let mut listener = d.listen_echo("other", 9000);
     assert!(d.reaches("other", WEB, 80), "other is online");
     let other_ip = format!("10.137.0.{other_qid}");
     assert!(!d.reaches("work", &other_ip, 9000), "work reached other");
@@ -694,15 +709,9 @@ fn a_rule_added_to_a_running_qube_cuts_an_open_connection() {
          echo ready > ~/ready; while [ ! -e ~/go ]; do sleep 0.05; done; \
          echo two >&3; if read -t 3 b <&3; then echo got:$b; else echo cut; fi"
     );
-    let mut child = KillOnDrop(
-        Command::new(CTL)
-            .env("CORRAL_ADMIN_SOCKET", d.dir.join("run/admin.sock"))
-            .args(["run", "-p", "work", "bash", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut child = d.spawn_ctl(
+        &["run", "-p", "work", "bash", "-c", &script],
+        Stdio::piped(),
     );
     let t0 = Instant::now();
     while !home.join("ready").exists() {
@@ -1513,27 +1522,7 @@ fn an_unprivileged_manager_gets_user_mode_networking_through_slirp4netns() {
     let caps = d.run("work", "grep ^CapEff /proc/self/status");
     assert_eq!(caps, "CapEff:\t0000000000000000\n");
     // Qubes cannot reach each other: other listens, answers itself, and work gets nowhere.
-    let listener = Command::new(CTL)
-        .env("CORRAL_ADMIN_SOCKET", d.dir.join("run/admin.sock"))
-        .args([
-            "run",
-            "-p",
-            "other",
-            "timeout 20 socat TCP4-LISTEN:9000,fork,reuseaddr EXEC:cat",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut listener = KillOnDrop(listener);
-    let t0 = Instant::now();
-    while !d.reaches("other", "127.0.0.1", 9000) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "listener did not start"
-        );
-    }
+    let mut listener = d.listen_echo("other", 9000);
     let other_ip = format!("10.137.0.{}", d.qid("other"));
     assert!(!d.reaches("work", &other_ip, 9000), "work reached other");
     let _ = listener.0.kill();

@@ -55,11 +55,11 @@ pub struct Corral {
 impl Drop for Corral {
     /// SIGTERM first: the compositor stops cleanly, and its embedded domain manager stops the
     /// qubes it started (a SIGKILL would leave their sandboxes running, orphaned). SIGKILL
-    /// after 5 s.
+    /// after 20 s (a qube's apps get the manager's shutdown timeout).
     fn drop(&mut self) {
         let pid = rustix::process::Pid::from_child(&self.child);
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
@@ -152,22 +152,41 @@ impl Corral {
     }
 
     /// `corralctl ARGS` against this corral's embedded domain manager, found with no flags
-    /// under its `XDG_RUNTIME_DIR`; its stdout, asserting success.
-    pub fn ctl(&self, args: &[&str]) -> String {
-        let o = Command::new(beside_corral("corralctl"))
+    /// under its `XDG_RUNTIME_DIR`.
+    pub fn try_ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(beside_corral("corralctl"))
             .env("XDG_RUNTIME_DIR", self.dir.0.join("runtime"))
             .env_remove("CORRAL_ADMIN_SOCKET")
             .env_remove("CORRAL_RUNTIME_DIR")
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// [`Corral::try_ctl`], asserting success; its stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let o = self.try_ctl(args);
         assert!(
             o.status.success(),
-            "corralctl {args:?}: {}",
+            "corralctl {args:?} failed ({}): {}",
+            o.status,
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// A `host` template (empty root: the host's /usr, read-only) and an AppVM `name` on it.
+    pub fn create_host_and(&self, name: &str, label: &str) {
+        self.ctl(&[
+            "create",
+            "host",
+            "--class",
+            "templatevm",
+            "--label",
+            "black",
+        ]);
+        self.ctl(&["create", name, "--template", "host", "--label", label]);
     }
 
     /// Polls `f` until it returns `Some`, for at most [`TIMEOUT`].

@@ -192,11 +192,7 @@ impl Chain {
         if let Err(e) = self.refresh_locked(m, pid_of, &only) {
             errs.push(e);
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        all_done(errs)
     }
 
     /// After `n` stopped: its uplink goes, and the rulesets forget it.
@@ -344,11 +340,7 @@ impl Chain {
                 }
             }
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        all_done(errs)
     }
 
     /// The ruleset of one running netvm, from its running clients.
@@ -493,11 +485,7 @@ impl Chain {
                 .remove(&(router.clone(), pid));
             return Err(e);
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        all_done(errs)
     }
 }
 
@@ -513,4 +501,14 @@ fn resolve_host(name: &str) -> Result<Vec<IpAddr>, String> {
             v
         })
         .map_err(|e| e.to_string())
+}
+
+/// Every step's error, joined; `Ok` when there were none. (A step's failure does not stop the
+/// others: each link or ruleset that can be set up is.)
+fn all_done(errs: Vec<String>) -> Result<(), String> {
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
 }
