@@ -431,6 +431,27 @@ impl State {
     }
 
     /// Scrolling at the pointer.
+    /// A backend's scroll event: its amounts in pixels (a wheel's 120ths become 15 px a notch
+    /// where the device gives no pixel amount), then [`State::pointer_axis`].
+    pub fn pointer_axis_event<B, E>(&mut self, event: &E)
+    where
+        B: smithay::backend::input::InputBackend,
+        E: smithay::backend::input::PointerAxisEvent<B>,
+    {
+        use smithay::backend::input::Axis;
+        let amount = |axis| {
+            event
+                .amount(axis)
+                .or_else(|| event.amount_v120(axis).map(|v| v * 15.0 / 120.0))
+                .unwrap_or(0.0)
+        };
+        self.pointer_axis(
+            amount(Axis::Vertical),
+            amount(Axis::Horizontal),
+            event.time_msec(),
+        );
+    }
+
     pub fn pointer_axis(&mut self, vertical: f64, horizontal: f64, time: u32) {
         if self.lock_intercepts_axis() {
             return;

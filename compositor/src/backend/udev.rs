@@ -36,8 +36,8 @@ use smithay::backend::drm::output::{DrmOutput, DrmOutputManager, DrmOutputRender
 use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmNode};
 use smithay::backend::egl::{EGLDevice, EGLDisplay};
 use smithay::backend::input::{
-    AbsolutePositionEvent, Axis, ButtonState, Event, InputEvent, KeyState, KeyboardKeyEvent,
-    PointerAxisEvent, PointerButtonEvent, PointerMotionEvent,
+    AbsolutePositionEvent, ButtonState, Event, InputEvent, KeyState, KeyboardKeyEvent,
+    PointerButtonEvent, PointerMotionEvent,
 };
 use smithay::backend::libinput::{LibinputInputBackend, LibinputSessionInterface};
 use smithay::backend::renderer::element::Kind;
@@ -1181,19 +1181,7 @@ impl State {
                     event.time_msec(),
                 );
             }
-            InputEvent::PointerAxis { event } => {
-                let amount = |axis| {
-                    event
-                        .amount(axis)
-                        .or_else(|| event.amount_v120(axis).map(|v| v * 15.0 / 120.0))
-                        .unwrap_or(0.0)
-                };
-                self.pointer_axis(
-                    amount(Axis::Vertical),
-                    amount(Axis::Horizontal),
-                    event.time_msec(),
-                );
-            }
+            InputEvent::PointerAxis { event } => self.pointer_axis_event(&event),
             _ => {}
         }
     }

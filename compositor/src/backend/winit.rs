@@ -2,8 +2,8 @@
 //! GLES. For development and for the demo on a machine with a display.
 
 use smithay::backend::input::{
-    AbsolutePositionEvent, Axis, ButtonState, Event, InputEvent, KeyState, KeyboardKeyEvent,
-    PointerAxisEvent, PointerButtonEvent,
+    AbsolutePositionEvent, ButtonState, Event, InputEvent, KeyState, KeyboardKeyEvent,
+    PointerButtonEvent,
 };
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderer, GlesTexture};
@@ -126,19 +126,7 @@ impl State {
                     event.time_msec(),
                 );
             }
-            InputEvent::PointerAxis { event } => {
-                let amount = |axis| {
-                    event
-                        .amount(axis)
-                        .or_else(|| event.amount_v120(axis).map(|v| v * 15.0 / 120.0))
-                        .unwrap_or(0.0)
-                };
-                self.pointer_axis(
-                    amount(Axis::Vertical),
-                    amount(Axis::Horizontal),
-                    event.time_msec(),
-                );
-            }
+            InputEvent::PointerAxis { event } => self.pointer_axis_event(&event),
             _ => {}
         }
     }
